@@ -1,0 +1,81 @@
+package chunkstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Store keeps chunks by ID. See the package documentation for the contract
+// (idempotent Put, read-after-write, whole-or-nothing writes, typed errors);
+// chunkstoretest.Run checks it. Every method that can block takes a context
+// first and returns early with ctx.Err() once it is done.
+//
+// The bytes a Store keeps are whatever the caller puts: a raw backend keeps
+// them verbatim, while the Encoded decorator compresses and frames plain chunk
+// data and verifies it on the way back.
+type Store interface {
+	// Put stores data under id. data is not retained after Put returns.
+	Put(ctx context.Context, id ID, data []byte) error
+	// Get returns the bytes stored under id. The caller owns the slice.
+	Get(ctx context.Context, id ID) ([]byte, error)
+	// Has reports whether id is stored.
+	Has(ctx context.Context, id ID) (bool, error)
+	// Delete removes id. A missing id gives an error matching ErrNotFound.
+	Delete(ctx context.Context, id ID) error
+	// List calls fn once for each stored chunk, in no particular order,
+	// and stops at the first error fn returns, returning it.
+	List(ctx context.Context, fn func(Info) error) error
+	// Properties describes what the store can do.
+	Properties() Properties
+	// Close releases the store. Using it after Close is a bug.
+	Close() error
+}
+
+// Info describes one stored chunk as seen by List.
+type Info struct {
+	ID   ID
+	Size int64 // bytes as stored (after compression and framing)
+}
+
+// Properties are a store's capabilities, so callers can tune themselves
+// without knowing which backend they talk to.
+type Properties struct {
+	// Name is a human-readable location, e.g. "local:/srv/cas".
+	Name string
+	// Concurrency is how many calls it is useful to have in flight at once.
+	Concurrency int
+	// MaxChunkSize is the largest chunk the store accepts, 0 for no limit.
+	MaxChunkSize int64
+	// Local is true when the data sits on this machine's disk, so a stale
+	// lock can be judged by a process ID.
+	Local bool
+}
+
+// ErrNotFound is matched (errors.Is) by errors for IDs that are not stored.
+var ErrNotFound = errors.New("chunk not found")
+
+// ErrCorrupt is matched (errors.Is) by every *CorruptError.
+var ErrCorrupt = errors.New("chunk corrupt")
+
+// CorruptError reports a chunk whose stored bytes cannot be decoded or do not
+// hash to its ID. It never comes with data.
+type CorruptError struct {
+	ID     ID
+	Where  string // location of the stored chunk, e.g. a file path, if known
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	s := fmt.Sprintf("chunk %s is corrupt: %s", e.ID, e.Reason)
+	if e.Where != "" {
+		s += " (" + e.Where + ")"
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrCorrupt) true for a *CorruptError.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
+// NotFound returns an error for id that matches ErrNotFound.
+func NotFound(id ID) error { return fmt.Errorf("chunk %s: %w", id, ErrNotFound) }

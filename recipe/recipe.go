@@ -1,0 +1,211 @@
+package recipe
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/casfs/casfs/chunkstore"
+)
+
+// Extent maps bytes [Offset, Offset+Size) of a file to the chunk ID.
+type Extent struct {
+	Offset int64
+	Size   int64
+	ID     chunkstore.ID
+}
+
+// End is the offset just past the extent.
+func (e Extent) End() int64 { return e.Offset + e.Size }
+
+// Recipe is one version of a file. Extents are sorted by Offset, do not
+// overlap, and lie within [0, Size).
+type Recipe struct {
+	Size    int64
+	Extents []Extent
+}
+
+// ErrInvalid is matched by every error from Decode and Validate.
+var ErrInvalid = errors.New("invalid recipe")
+
+// Validate checks the invariants of a Recipe.
+func (r *Recipe) Validate() error {
+	if r.Size < 0 {
+		return fmt.Errorf("%w: negative size %d", ErrInvalid, r.Size)
+	}
+	var end int64
+	for i, e := range r.Extents {
+		switch {
+		case e.Size <= 0:
+			return fmt.Errorf("%w: extent %d has size %d", ErrInvalid, i, e.Size)
+		case e.Offset < end:
+			return fmt.Errorf("%w: extent %d at %d overlaps or precedes the one before (ending %d)", ErrInvalid, i, e.Offset, end)
+		case e.Size > chunkstore.MaxChunkSize:
+			return fmt.Errorf("%w: extent %d has size %d, above the %d chunk limit", ErrInvalid, i, e.Size, chunkstore.MaxChunkSize)
+		case e.End() > r.Size:
+			return fmt.Errorf("%w: extent %d ends at %d, past the file size %d", ErrInvalid, i, e.End(), r.Size)
+		}
+		end = e.End()
+	}
+	return nil
+}
+
+// ExtentsInRange returns the extents that overlap [off, off+length), in
+// order, found by binary search. An extent that wholly contains the range is
+// returned too (the seed chunker lost it, so a small read inside one chunk
+// found nothing). The result aliases r.Extents.
+func (r *Recipe) ExtentsInRange(off, length int64) []Extent {
+	if length <= 0 || off >= r.Size {
+		return nil
+	}
+	end := off + length
+	// First extent ending after off.
+	i := sort.Search(len(r.Extents), func(i int) bool { return r.Extents[i].End() > off })
+	j := i
+	for j < len(r.Extents) && r.Extents[j].Offset < end {
+		j++
+	}
+	return r.Extents[i:j]
+}
+
+// Fetch returns the plain bytes of a chunk.
+type Fetch func(ctx context.Context, id chunkstore.ID) ([]byte, error)
+
+// ReadAt fills p with the file's bytes from off, like io.ReaderAt: holes read
+// as zeros, and a read that reaches the end of the file returns the bytes up
+// to it with io.EOF. It holds no state, so any number of calls may run at
+// once. A chunk whose length does not match its extent is reported as corrupt.
+func (r *Recipe) ReadAt(ctx context.Context, p []byte, off int64, fetch Fetch) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("recipe: negative offset %d", off)
+	}
+	if off >= r.Size {
+		return 0, io.EOF
+	}
+	n := int64(len(p))
+	var eof error
+	if off+n >= r.Size {
+		n = r.Size - off
+		eof = io.EOF
+	}
+	buf := p[:n]
+	pos := off // file offset of buf[filled]
+	for _, e := range r.ExtentsInRange(off, n) {
+		if e.Offset > pos { // hole before the extent
+			clear(buf[pos-off : e.Offset-off])
+			pos = e.Offset
+		}
+		data, err := fetch(ctx, e.ID)
+		if err != nil {
+			return int(pos - off), err
+		}
+		if int64(len(data)) != e.Size {
+			return int(pos - off), &chunkstore.CorruptError{ID: e.ID,
+				Reason: fmt.Sprintf("chunk has %d bytes, recipe extent at %d says %d", len(data), e.Offset, e.Size)}
+		}
+		to := min(e.End(), off+n)
+		copy(buf[pos-off:to-off], data[pos-e.Offset:to-e.Offset])
+		pos = to
+	}
+	clear(buf[pos-off:]) // trailing hole
+	return int(n), eof
+}
+
+// Encoding, version 1:
+//
+//	"casR" | u8 version=1 | uvarint size | uvarint count |
+//	count × (uvarint gap since previous extent end | uvarint size | 32-byte id)
+var magic = []byte("casR")
+
+const encodingVersion = 1
+
+// Encode returns the stored form of r. r must be valid.
+func (r *Recipe) Encode() []byte {
+	b := make([]byte, 0, 5+2*binary.MaxVarintLen64+len(r.Extents)*(chunkstore.IDSize+8))
+	b = append(b, magic...)
+	b = append(b, encodingVersion)
+	b = binary.AppendUvarint(b, uint64(r.Size))
+	b = binary.AppendUvarint(b, uint64(len(r.Extents)))
+	var end int64
+	for _, e := range r.Extents {
+		b = binary.AppendUvarint(b, uint64(e.Offset-end))
+		b = binary.AppendUvarint(b, uint64(e.Size))
+		b = append(b, e.ID[:]...)
+		end = e.End()
+	}
+	return b
+}
+
+// Decode parses the stored form of a recipe and validates it.
+func Decode(b []byte) (*Recipe, error) {
+	if len(b) < len(magic)+1 || string(b[:len(magic)]) != string(magic) {
+		return nil, fmt.Errorf("%w: missing header", ErrInvalid)
+	}
+	if v := b[len(magic)]; v != encodingVersion {
+		return nil, fmt.Errorf("%w: encoding version %d (this casfs knows %d)", ErrInvalid, v, encodingVersion)
+	}
+	b = b[len(magic)+1:]
+	next := func(what string) (uint64, error) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, fmt.Errorf("%w: truncated or bad %s", ErrInvalid, what)
+		}
+		b = b[n:]
+		return v, nil
+	}
+	size, err := next("size")
+	if err != nil {
+		return nil, err
+	}
+	count, err := next("extent count")
+	if err != nil {
+		return nil, err
+	}
+	const minExtent = 2 + chunkstore.IDSize
+	if size > 1<<62 || count > uint64(len(b)/minExtent) {
+		return nil, fmt.Errorf("%w: %d extents cannot fit in %d bytes", ErrInvalid, count, len(b))
+	}
+	r := &Recipe{Size: int64(size), Extents: make([]Extent, 0, count)}
+	var end uint64
+	for i := uint64(0); i < count; i++ {
+		gap, err := next("extent offset")
+		if err != nil {
+			return nil, err
+		}
+		esize, err := next("extent size")
+		if err != nil {
+			return nil, err
+		}
+		if len(b) < chunkstore.IDSize {
+			return nil, fmt.Errorf("%w: truncated in extent %d", ErrInvalid, i)
+		}
+		if gap > size || esize > size || end+gap > size {
+			return nil, fmt.Errorf("%w: extent %d lies past the file size %d", ErrInvalid, i, size)
+		}
+		e := Extent{Offset: int64(end + gap), Size: int64(esize)}
+		copy(e.ID[:], b)
+		b = b[chunkstore.IDSize:]
+		r.Extents = append(r.Extents, e)
+		end = uint64(e.End())
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrInvalid, len(b))
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// StoredSize is the number of bytes of chunk data the recipe references
+// (file size less holes).
+func (r *Recipe) StoredSize() int64 {
+	var n int64
+	for _, e := range r.Extents {
+		n += e.Size
+	}
+	return n
+}
