@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"syscall"
+	"time"
+
+	"github.com/casfs/casfs/versions"
+)
+
+func init() {
+	register(&command{
+		name:  "put",
+		args:  "STORE PATH [FILE|-]",
+		short: "store a file's content as a new version of PATH",
+		long: `Reads FILE (or standard input when FILE is - or missing) and commits it as
+a new version of PATH in the store, making PATH and its parent directories if
+they do not exist. Only chunks the store does not hold yet are written.
+Prints the path, the new version and its size.`,
+		examples: `  casfs put ~/cas docs/report.txt report.txt
+  tar c src | casfs put ~/cas backups/src.tar -
+  casfs put ~/cas notes.txt < notes.txt`,
+		minArgs: 2, maxArgs: 3,
+		run: runPut,
+	})
+}
+
+func runPut(ctx context.Context, args []string) error {
+	loc, p := args[0], args[1]
+	src := "-"
+	if len(args) == 3 {
+		src = args[2]
+	}
+	parts, err := versions.SplitPath(p)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if len(parts) == 0 {
+		return usagef("PATH %q names the root directory; give a file path", p)
+	}
+	in := io.Reader(os.Stdin)
+	mode, mtime, size := uint32(0o644), time.Time{}, int64(-1)
+	if src != "-" {
+		f, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("%s: is a directory (put stores one file; use casfs mount to copy trees)", src)
+		}
+		in, mode, mtime, size = f, uint32(fi.Mode().Perm()), fi.ModTime(), fi.Size()
+	}
+
+	r, err := openStore(ctx, loc, "casfs put", false)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	cat := r.Catalog()
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	dir, err := r.MkdirAll(ctx, path.Join(parts[:len(parts)-1]...), 0o755, uid, gid)
+	if err != nil {
+		return err
+	}
+	name := parts[len(parts)-1]
+	a, err := cat.Lookup(ctx, dir.Ino, name)
+	if errors.Is(err, versions.ErrNotExist) {
+		a, err = cat.Create(ctx, dir.Ino, name, versions.Attr{Mode: versions.ModeRegular | mode, Uid: uid, Gid: gid})
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if !a.IsRegular() {
+		return fmt.Errorf("%s: %w", p, syscall.EISDIR)
+	}
+	bar := newProgress(size, "put "+name)
+	v, err := r.Write(ctx, a.Ino, in, mtime, bar.add)
+	bar.done()
+	if err != nil {
+		return fmt.Errorf("%s: %w (nothing committed)", p, err)
+	}
+	fmt.Printf("%s\t%s\t%d\n", path.Join(parts...), v.ID, v.Size)
+	return nil
+}

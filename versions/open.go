@@ -1,0 +1,115 @@
+package versions
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/casfs/casfs/chunkstore"
+	"github.com/casfs/casfs/chunkstore/local"
+)
+
+// OpenOptions are how a caller opens a store.
+type OpenOptions struct {
+	// Owner describes the opener in the store lock, so a second opener is
+	// told who holds it ("casfs mount on /mnt/cas").
+	Owner string
+	// ReadOnly promises not to write. The local store still takes its lock:
+	// its metadata database has one writer at a time.
+	ReadOnly bool
+}
+
+// Backend opens the store at a location of its scheme ("rados" for
+// "rados://pool"). Build-tagged files register backends in Backends.
+type Backend struct {
+	Init func(ctx context.Context, loc string, cfg chunkstore.Config) error
+	Open func(ctx context.Context, loc string, opts OpenOptions) (*Repo, error)
+}
+
+// Backends maps a location scheme to its backend. Locations without a
+// scheme are local directories.
+var Backends = map[string]Backend{}
+
+func splitLocation(loc string) (scheme, rest string) {
+	if s, r, ok := strings.Cut(loc, "://"); ok && s != "" && !strings.Contains(s, "/") {
+		return s, r
+	}
+	return "", loc
+}
+
+func backendFor(loc string) (Backend, string, error) {
+	scheme, rest := splitLocation(loc)
+	if scheme == "" {
+		return Backend{Init: initLocal, Open: openLocal}, rest, nil
+	}
+	b, ok := Backends[scheme]
+	if !ok {
+		if scheme == "rados" {
+			return b, rest, fmt.Errorf("store %q: this casfs was built without Ceph support (build with -tags ceph)", loc)
+		}
+		return b, rest, fmt.Errorf("store %q: unknown store type %q (use a directory path or rados://POOL)", loc, scheme)
+	}
+	return b, rest, nil
+}
+
+// Init creates a new store at loc with cfg.
+func Init(ctx context.Context, loc string, cfg chunkstore.Config) error {
+	b, rest, err := backendFor(loc)
+	if err != nil {
+		return err
+	}
+	return b.Init(ctx, rest, cfg)
+}
+
+// Open opens the store at loc: a local directory, or scheme://... for a
+// registered backend.
+func Open(ctx context.Context, loc string, opts OpenOptions) (*Repo, error) {
+	b, rest, err := backendFor(loc)
+	if err != nil {
+		return nil, err
+	}
+	return b.Open(ctx, rest, opts)
+}
+
+// metaDBName is the catalog's file in a local store directory.
+const metaDBName = "meta.db"
+
+func initLocal(ctx context.Context, dir string, cfg chunkstore.Config) error {
+	if err := local.Init(dir, cfg); err != nil {
+		return err
+	}
+	// Create the catalog now, so a store is complete from the start.
+	r, err := openLocal(ctx, dir, OpenOptions{Owner: "casfs init"})
+	if err != nil {
+		return err
+	}
+	return r.Close()
+}
+
+// openLocal stacks the local data path: directory store → Encoded
+// (compression, framing, verification) → Repo, with the bbolt catalog in the
+// same directory under the store's lock.
+func openLocal(ctx context.Context, dir string, opts OpenOptions) (*Repo, error) {
+	st, err := local.Open(ctx, dir, local.Options{ReadOnly: opts.ReadOnly, Owner: opts.Owner})
+	if err != nil {
+		return nil, err
+	}
+	cfg := st.Config()
+	enc, err := chunkstore.NewEncoded(st, cfg.Hash, cfg.Compression)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	cat, err := OpenBolt(filepath.Join(dir, metaDBName), BoltOptions{ReadOnly: opts.ReadOnly})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("store %s: %w", dir, err)
+	}
+	r := New(cfg, enc, cat)
+	r.localDir, _ = filepath.Abs(dir)
+	return r, nil
+}
+
+// LocalDir is the directory of a local store, "" for a remote one.
+func (r *Repo) LocalDir() string { return r.localDir }

@@ -1,0 +1,301 @@
+package versions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/casfs/casfs/chunkstore"
+	"github.com/casfs/casfs/chunkstore/chunker"
+	"github.com/casfs/casfs/recipe"
+)
+
+// Repo joins a store's config, its chunks and its catalog. It is safe for
+// concurrent use.
+type Repo struct {
+	cfg      chunkstore.Config
+	chunks   chunkstore.Store // plain chunk bytes in, verified plain bytes out
+	cat      Catalog
+	guard    *inflight
+	gcMu     sync.Mutex
+	workers  int
+	closers  []func() error
+	localDir string
+}
+
+// New returns a Repo over chunks (which must take and give plain, verified
+// chunk data: an Encoded store or a decorator of one) and cat.
+func New(cfg chunkstore.Config, chunks chunkstore.Store, cat Catalog) *Repo {
+	w := chunks.Properties().Concurrency
+	w = max(2, min(w, 2*runtime.GOMAXPROCS(0)))
+	return &Repo{cfg: cfg, chunks: chunks, cat: cat, guard: newInflight(), workers: w}
+}
+
+// Config is the store's config.
+func (r *Repo) Config() chunkstore.Config { return r.cfg }
+
+// Catalog is the namespace and history.
+func (r *Repo) Catalog() Catalog { return r.cat }
+
+// Chunks is the verified chunk store.
+func (r *Repo) Chunks() chunkstore.Store { return r.chunks }
+
+// Close closes the catalog and the store.
+func (r *Repo) Close() error {
+	errs := []error{r.cat.Close(), r.chunks.Close()}
+	for _, c := range r.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
+
+// Progress is told how many more bytes a long operation has done.
+type Progress func(n int64)
+
+// Write commits the whole of src as a new version of the regular file ino
+// with the given mtime (zero: now). Memory stays bounded by a few chunks
+// whatever the length of src. On error nothing is committed; chunks already
+// stored are leaked until gc.
+func (r *Repo) Write(ctx context.Context, ino Ino, src io.Reader, mtime time.Time, progress Progress) (Version, error) {
+	rec, held, err := r.storeContent(ctx, src, progress)
+	defer r.guard.release(held)
+	if err != nil {
+		return Version{}, err
+	}
+	return r.commitRecipe(ctx, ino, rec, mtime, &held)
+}
+
+// CommitRecipe stores rec and commits it as a new version of ino. The
+// chunks rec references must already be in the store.
+func (r *Repo) CommitRecipe(ctx context.Context, ino Ino, rec *recipe.Recipe, mtime time.Time) (Version, error) {
+	var held []chunkstore.ID
+	defer func() { r.guard.release(held) }()
+	for _, e := range rec.Extents {
+		r.guard.hold(e.ID)
+		held = append(held, e.ID)
+	}
+	return r.commitRecipe(ctx, ino, rec, mtime, &held)
+}
+
+func (r *Repo) commitRecipe(ctx context.Context, ino Ino, rec *recipe.Recipe, mtime time.Time, held *[]chunkstore.ID) (Version, error) {
+	rid, err := r.putChunk(ctx, rec.Encode(), held)
+	if err != nil {
+		return Version{}, fmt.Errorf("storing recipe: %w", err)
+	}
+	return r.cat.Commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime})
+}
+
+// putChunk stores data unless the store has it, holding its ID against gc.
+func (r *Repo) putChunk(ctx context.Context, data []byte, held *[]chunkstore.ID) (chunkstore.ID, error) {
+	id := r.cfg.Hash.Sum(data)
+	r.guard.hold(id)
+	*held = append(*held, id)
+	ok, err := r.chunks.Has(ctx, id)
+	if err != nil {
+		return id, err
+	}
+	if !ok {
+		err = r.chunks.Put(ctx, id, data)
+	}
+	return id, err
+}
+
+var bufPool sync.Pool
+
+func getBuf(n int) []byte {
+	if b, ok := bufPool.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n, max(n, chunkstore.DefaultFastCDCMax))
+}
+
+func putBuf(b []byte) { bufPool.Put(&b) }
+
+// storeContent chunks src and stores every chunk the store lacks, in
+// parallel, returning the recipe and the chunk IDs it holds against gc.
+// All-zero chunks become holes. At most r.workers chunks are in flight.
+func (r *Repo) storeContent(ctx context.Context, src io.Reader, progress Progress) (*recipe.Recipe, []chunkstore.ID, error) {
+	ch, err := chunker.New(r.cfg.Chunker, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	type slot struct {
+		ext  recipe.Extent
+		hole bool
+	}
+	var (
+		slots []*slot
+		mu    sync.Mutex
+		held  []chunkstore.ID
+		size  int64
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.workers)
+	for {
+		if err := gctx.Err(); err != nil {
+			break
+		}
+		c, err := ch.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			g.Wait()
+			return nil, held, fmt.Errorf("reading content: %w", err)
+		}
+		s := &slot{ext: recipe.Extent{Offset: c.Offset, Size: int64(len(c.Data))}}
+		slots = append(slots, s)
+		size = c.Offset + int64(len(c.Data))
+		buf := getBuf(len(c.Data))
+		copy(buf, c.Data)
+		g.Go(func() error {
+			defer putBuf(buf)
+			if isZero(buf) {
+				s.hole = true
+			} else {
+				var mine []chunkstore.ID
+				id, err := r.putChunk(gctx, buf, &mine)
+				mu.Lock()
+				held = append(held, mine...)
+				mu.Unlock()
+				if err != nil {
+					return fmt.Errorf("storing chunk at offset %d: %w", s.ext.Offset, err)
+				}
+				s.ext.ID = id
+			}
+			if progress != nil {
+				progress(s.ext.Size)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, held, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, held, err
+	}
+	rec := &recipe.Recipe{Size: size, Extents: make([]recipe.Extent, 0, len(slots))}
+	for _, s := range slots {
+		if !s.hole {
+			rec.Extents = append(rec.Extents, s.ext)
+		}
+	}
+	return rec, held, nil
+}
+
+// isZero reports whether b is all zero bytes, eight at a time.
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// LoadRecipe fetches and decodes the recipe chunk id.
+func (r *Repo) LoadRecipe(ctx context.Context, id chunkstore.ID) (*recipe.Recipe, error) {
+	b, err := r.chunks.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("recipe %s: %w", id.Str(), err)
+	}
+	rec, err := recipe.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("recipe %s: %w", id.Str(), err)
+	}
+	return rec, nil
+}
+
+// Fetch returns the verified plain bytes of chunk id.
+func (r *Repo) Fetch(ctx context.Context, id chunkstore.ID) ([]byte, error) {
+	return r.chunks.Get(ctx, id)
+}
+
+// CopyOut writes the content rec describes to w, fetching up to a few
+// chunks ahead in parallel while it writes, so a sequential read runs at the
+// store's parallel speed with memory bounded by that window.
+func (r *Repo) CopyOut(ctx context.Context, rec *recipe.Recipe, w io.Writer, progress Progress) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		data []byte
+		err  error
+	}
+	window := r.workers * 2
+	pending := make(chan chan result, window)
+	go func() {
+		defer close(pending)
+		sem := make(chan struct{}, r.workers)
+		for _, e := range rec.Extents {
+			c := make(chan result, 1)
+			select {
+			case pending <- c:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			go func(id chunkstore.ID) {
+				defer func() { <-sem }()
+				b, err := r.chunks.Get(ctx, id)
+				c <- result{b, err}
+			}(e.ID)
+		}
+	}()
+	var pos int64
+	zeros := make([]byte, 1<<16)
+	writeZeros := func(n int64) error {
+		for n > 0 {
+			k := min(n, int64(len(zeros)))
+			if _, err := w.Write(zeros[:k]); err != nil {
+				return err
+			}
+			n -= k
+			if progress != nil {
+				progress(k)
+			}
+		}
+		return nil
+	}
+	for _, e := range rec.Extents {
+		c, ok := <-pending
+		if !ok {
+			return ctx.Err()
+		}
+		res := <-c
+		if res.err != nil {
+			return fmt.Errorf("at offset %d: %w", e.Offset, res.err)
+		}
+		if int64(len(res.data)) != e.Size {
+			return fmt.Errorf("at offset %d: %w", e.Offset, &chunkstore.CorruptError{ID: e.ID,
+				Reason: fmt.Sprintf("chunk has %d bytes, recipe says %d", len(res.data), e.Size)})
+		}
+		if err := writeZeros(e.Offset - pos); err != nil {
+			return err
+		}
+		if _, err := w.Write(res.data); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(e.Size)
+		}
+		pos = e.End()
+	}
+	return writeZeros(rec.Size - pos)
+}
