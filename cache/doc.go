@@ -1,0 +1,14 @@
+// Package cache keeps recently read chunks in memory, bounded in bytes.
+//
+// Chunks are immutable and named by their content, so a cached chunk is
+// never stale: the only questions are how much to keep and how to avoid
+// fetching one chunk several times when several readers want it at once.
+// Cache answers both: an LRU bounded by the total length of the chunks it
+// holds (not their number, as chunks range from bytes to megabytes), and a
+// single in-flight fetch per chunk that every concurrent reader waits on.
+//
+// Chunks enter the cache only from the verified store (chunkstore.Encoded
+// checks every chunk against its fingerprint), so what the cache hands out
+// has been verified once; it hands out shared, read-only slices, which is
+// what lets a 4 KiB read of a 1 MiB chunk cost a 4 KiB copy.
+package cache

@@ -1,0 +1,337 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/casfs/casfs/recipe"
+	"github.com/casfs/casfs/versions"
+)
+
+// fileNode is a live regular file.
+type fileNode struct {
+	node
+
+	// mu guards st and writers. Reads and writes of the staging file take
+	// it shared (pread/pwrite need no more); creating, committing and
+	// dropping the staging file take it exclusively.
+	mu      sync.RWMutex
+	st      *staged
+	writers int // open handles that may write
+
+	// head caches HEAD's recipe; nil when not loaded or HEAD moved.
+	head atomic.Pointer[recipe.Recipe]
+}
+
+// staged is the local copy of a file being written.
+type staged struct {
+	f     *os.File
+	size  atomic.Int64
+	mtime atomic.Int64 // Unix nanoseconds
+	dirty atomic.Bool  // changed since the last commit
+}
+
+var (
+	_ gofs.NodeOpener    = (*fileNode)(nil)
+	_ gofs.NodeSetattrer = (*fileNode)(nil)
+	_ gofs.NodeGetattrer = (*fileNode)(nil)
+)
+
+// overlay replaces a's size and mtime with the staging file's while there
+// is one: the catalog knows HEAD, the program expects what it wrote.
+func (n *fileNode) overlay(a versions.Attr) versions.Attr {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if st := n.st; st != nil {
+		a.Size = st.size.Load()
+		a.Mtime = time.Unix(0, st.mtime.Load())
+	}
+	return a
+}
+
+func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	a, err := n.fs.cat.GetAttr(ctx, n.ino)
+	if err != nil {
+		return toErrno(err, "getattr", "path", n.path())
+	}
+	fillAttr(n.overlay(a), &out.Attr)
+	return 0
+}
+
+// headRecipe returns HEAD's recipe, loading it on first use.
+func (n *fileNode) headRecipe(ctx context.Context) (*recipe.Recipe, error) {
+	if r := n.head.Load(); r != nil {
+		return r, nil
+	}
+	a, err := n.fs.cat.GetAttr(ctx, n.ino)
+	if err != nil {
+		return nil, err
+	}
+	rec := &recipe.Recipe{}
+	if !a.Recipe.IsZero() {
+		if rec, err = n.fs.loadRecipe(ctx, a.Recipe); err != nil {
+			return nil, err
+		}
+	}
+	n.head.Store(rec)
+	return rec, nil
+}
+
+// stageLocked makes sure the file has a staging file, filled with HEAD
+// unless empty is set. n.mu must be held exclusively.
+func (n *fileNode) stageLocked(ctx context.Context, empty bool) error {
+	if n.st != nil {
+		return nil
+	}
+	a, err := n.fs.cat.GetAttr(ctx, n.ino)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(n.fs.opts.StagingDir, "stage-*")
+	if err != nil {
+		return err
+	}
+	st := &staged{f: f}
+	st.mtime.Store(a.Mtime.UnixNano())
+	if !empty && !a.Recipe.IsZero() {
+		rec, err := n.headRecipe(ctx)
+		if err == nil {
+			err = n.fs.repo.Materialize(ctx, rec, f)
+		}
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return err
+		}
+		st.size.Store(rec.Size)
+	}
+	if empty && a.Size > 0 {
+		st.dirty.Store(true)
+		st.mtime.Store(now().UnixNano())
+	}
+	n.st = st
+	n.fs.mu.Lock()
+	n.fs.open[n] = struct{}{}
+	n.fs.mu.Unlock()
+	return nil
+}
+
+// dropLocked removes the staging file once nothing needs it: no handle
+// may write and everything is committed. n.mu must be held exclusively.
+func (n *fileNode) dropLocked() {
+	st := n.st
+	if st == nil || n.writers > 0 || st.dirty.Load() {
+		return
+	}
+	st.f.Close()
+	os.Remove(st.f.Name())
+	n.st = nil
+	n.fs.mu.Lock()
+	delete(n.fs.open, n)
+	n.fs.mu.Unlock()
+}
+
+// commit makes the staging file a new version if it changed since the last
+// commit, and with drop also removes it when no writer is left.
+func (n *fileNode) commit(ctx context.Context, drop bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := n.st
+	if st == nil {
+		return nil
+	}
+	if st.dirty.Load() {
+		st.dirty.Store(false)
+		size := st.size.Load()
+		mtime := time.Unix(0, st.mtime.Load())
+		_, err := n.fs.repo.Write(ctx, n.ino, io.NewSectionReader(st.f, 0, size), mtime, nil)
+		switch {
+		case errors.Is(err, versions.ErrNotExist):
+			// Unlinked while open and never committed: like any deleted
+			// file without history, its content goes with it.
+		case err != nil:
+			st.dirty.Store(true)
+			slog.Error("commit failed; the changes stay staged and are retried at the next close", "path", n.path(), "staging", st.f.Name(), "err", err)
+			return err
+		}
+		n.head.Store(nil)
+	}
+	if drop {
+		n.dropLocked()
+	}
+	return nil
+}
+
+func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	return n.open(ctx, flags, false)
+}
+
+// open returns a handle; created says the file was just made by Create.
+func (n *fileNode) open(ctx context.Context, flags uint32, created bool) (gofs.FileHandle, uint32, syscall.Errno) {
+	acc := flags & syscall.O_ACCMODE
+	write := acc == syscall.O_WRONLY || acc == syscall.O_RDWR || flags&syscall.O_TRUNC != 0
+	if write {
+		n.mu.Lock()
+		err := n.stageLocked(ctx, created || flags&syscall.O_TRUNC != 0)
+		if err == nil {
+			st := n.st
+			if flags&syscall.O_TRUNC != 0 && st.size.Load() > 0 {
+				if err = st.f.Truncate(0); err == nil {
+					st.size.Store(0)
+					st.dirty.Store(true)
+					st.mtime.Store(now().UnixNano())
+				}
+			}
+			if created {
+				st.dirty.Store(true) // a new file is a change, even empty
+			}
+			n.writers++
+		}
+		n.mu.Unlock()
+		if err != nil {
+			return nil, 0, toErrno(err, "open", "path", n.path())
+		}
+	}
+	// The kernel's page cache stays right without being dropped at open:
+	// every change to the file goes through this mount, so it has seen it.
+	return &handle{n: n, write: write}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if sz, ok := in.GetSize(); ok {
+		n.mu.Lock()
+		err := n.stageLocked(ctx, sz == 0)
+		commitNow := false
+		if err == nil {
+			st := n.st
+			if err = st.f.Truncate(int64(sz)); err == nil {
+				if st.size.Swap(int64(sz)) != int64(sz) {
+					st.dirty.Store(true)
+				}
+				st.mtime.Store(now().UnixNano())
+			}
+			// truncate(2) on a path with no writer open: nothing will
+			// close it, so it commits now.
+			commitNow = n.writers == 0
+		}
+		n.mu.Unlock()
+		if err == nil && commitNow {
+			err = n.commit(ctx, true)
+		}
+		if err != nil {
+			return toErrno(err, "truncate", "path", n.path())
+		}
+	}
+	a, err := n.setMeta(ctx, in)
+	if err != nil {
+		return toErrno(err, "setattr", "path", n.path())
+	}
+	if t, ok := in.GetMTime(); ok {
+		n.mu.RLock()
+		if n.st != nil {
+			n.st.mtime.Store(t.UnixNano()) // the next commit keeps it
+		}
+		n.mu.RUnlock()
+	}
+	fillAttr(n.overlay(a), &out.Attr)
+	return 0
+}
+
+// handle is an open file. It keeps no lock and no position: reads and
+// writes carry their offset, and the last read's end is only a hint for
+// read-ahead.
+type handle struct {
+	n       *fileNode
+	write   bool
+	lastEnd atomic.Int64
+}
+
+var (
+	_ gofs.FileReader   = (*handle)(nil)
+	_ gofs.FileWriter   = (*handle)(nil)
+	_ gofs.FileFlusher  = (*handle)(nil)
+	_ gofs.FileFsyncer  = (*handle)(nil)
+	_ gofs.FileReleaser = (*handle)(nil)
+)
+
+func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n := h.n
+	n.mu.RLock()
+	if st := n.st; st != nil {
+		k, err := st.f.ReadAt(dest, off)
+		n.mu.RUnlock()
+		if err != nil && err != io.EOF {
+			return nil, toErrno(err, "read staging", "path", n.path())
+		}
+		return fuse.ReadResultData(dest[:k]), 0
+	}
+	n.mu.RUnlock()
+	rec, err := n.headRecipe(ctx)
+	if err != nil {
+		return nil, toErrno(err, "read", "path", n.path())
+	}
+	seq := h.lastEnd.Swap(off+int64(len(dest))) == off && off > 0
+	return n.fs.readRecipe(ctx, rec, dest, off, seq, n.path())
+}
+
+func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n := h.n
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	st := n.st
+	if st == nil || !h.write {
+		return 0, syscall.EBADF
+	}
+	k, err := st.f.WriteAt(data, off)
+	if k > 0 {
+		end := off + int64(k)
+		for cur := st.size.Load(); end > cur && !st.size.CompareAndSwap(cur, end); cur = st.size.Load() {
+		}
+		st.dirty.Store(true)
+		st.mtime.Store(now().UnixNano())
+	}
+	if err != nil {
+		return uint32(k), toErrno(err, "write", "path", n.path())
+	}
+	return uint32(k), 0
+}
+
+// Flush runs in close(2), which waits for it: a changed file is committed
+// before close returns.
+func (h *handle) Flush(ctx context.Context) syscall.Errno {
+	if !h.write {
+		return 0
+	}
+	return toErrno(h.n.commit(ctx, false), "commit", "path", h.n.path())
+}
+
+func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	return toErrno(h.n.commit(ctx, false), "commit", "path", h.n.path())
+}
+
+// Release comes after close has returned. The last writer's release
+// commits anything left (a write after the last flush, e.g. through mmap)
+// and drops the staging file.
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	if !h.write {
+		return 0
+	}
+	n := h.n
+	n.mu.Lock()
+	n.writers--
+	n.mu.Unlock()
+	if err := n.commit(context.WithoutCancel(ctx), true); err != nil {
+		return toErrno(err, "commit", "path", n.path())
+	}
+	return 0
+}

@@ -1,0 +1,164 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/casfs/casfs/cache"
+	"github.com/casfs/casfs/chunkstore"
+	"github.com/casfs/casfs/recipe"
+	"github.com/casfs/casfs/versions"
+)
+
+// Options configure a filesystem.
+type Options struct {
+	// StagingDir holds the staging files of files open for writing. It is
+	// created if missing and emptied at start: nothing in it is ever the
+	// only copy of committed data.
+	StagingDir string
+	// CacheBytes bounds the in-memory chunk cache.
+	CacheBytes int64
+	// ReadAhead is how many chunks after the one being read are prefetched
+	// when a file is read sequentially.
+	ReadAhead int
+}
+
+// DefaultCacheBytes is the chunk cache size when Options leave it zero.
+const DefaultCacheBytes = 512 << 20
+
+// FS is one mounted store.
+type FS struct {
+	repo  *versions.Repo
+	cat   versions.Catalog
+	cache *cache.Store
+	opts  Options
+
+	// open tracks file nodes with a staging file, so Shutdown can commit
+	// them all before the store closes.
+	mu   sync.Mutex
+	open map[*fileNode]struct{}
+}
+
+// New returns a filesystem over repo. Call Root for the root node and
+// Shutdown before closing repo.
+func New(repo *versions.Repo, opts Options) (*FS, error) {
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = DefaultCacheBytes
+	}
+	if opts.ReadAhead <= 0 {
+		opts.ReadAhead = 4
+	}
+	if opts.StagingDir == "" {
+		return nil, fmt.Errorf("no staging directory")
+	}
+	if err := os.MkdirAll(opts.StagingDir, 0o700); err != nil {
+		return nil, fmt.Errorf("staging directory: %w", err)
+	}
+	old, _ := filepath.Glob(filepath.Join(opts.StagingDir, "stage-*"))
+	for _, p := range old {
+		os.Remove(p)
+	}
+	return &FS{
+		repo:  repo,
+		cat:   repo.Catalog(),
+		cache: cache.Wrap(repo.Chunks(), opts.CacheBytes),
+		opts:  opts,
+		open:  map[*fileNode]struct{}{},
+	}, nil
+}
+
+// Root returns the root directory node.
+func (f *FS) Root() gofs.InodeEmbedder {
+	return &dirNode{node: node{fs: f, ino: versions.RootIno}}
+}
+
+// Shutdown commits every file that has uncommitted changes. The mount calls
+// it when it is asked to stop (before unmounting) and after the kernel let go.
+func (f *FS) Shutdown(ctx context.Context) error {
+	f.mu.Lock()
+	nodes := make([]*fileNode, 0, len(f.open))
+	for n := range f.open {
+		nodes = append(nodes, n)
+	}
+	f.mu.Unlock()
+	var firstErr error
+	for _, n := range nodes {
+		if err := n.commit(ctx, true); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// fetch returns a verified chunk from the cache; the slice is shared.
+func (f *FS) fetch(ctx context.Context, id chunkstore.ID) ([]byte, error) {
+	return f.cache.Shared(ctx, id)
+}
+
+// loadRecipe fetches a recipe through the chunk cache.
+func (f *FS) loadRecipe(ctx context.Context, id chunkstore.ID) (*recipe.Recipe, error) {
+	b, err := f.fetch(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("recipe %s: %w", id.Str(), err)
+	}
+	rec, err := recipe.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("recipe %s: %w", id.Str(), err)
+	}
+	return rec, nil
+}
+
+// readRecipe serves a read of rec, and prefetches the chunks after it when
+// the reader is sequential (its read starts where its last one ended).
+func (f *FS) readRecipe(ctx context.Context, rec *recipe.Recipe, dest []byte, off int64, seq bool, what string) (fuse.ReadResult, syscall.Errno) {
+	n, err := rec.ReadAt(ctx, dest, off, f.fetch)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, toErrno(err, "read", "file", what, "offset", off)
+	}
+	if seq && f.opts.ReadAhead > 0 {
+		end := off + int64(n)
+		ahead := rec.ExtentsInRange(end, rec.Size-end)
+		for i, e := range ahead {
+			if i >= f.opts.ReadAhead {
+				break
+			}
+			f.cache.Prefetch(e.ID)
+		}
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// caller returns the uid and gid of the process behind a request.
+func caller(ctx context.Context) (uint32, uint32) {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Uid, c.Gid
+	}
+	return uint32(os.Getuid()), uint32(os.Getgid())
+}
+
+// fillAttr copies a catalog Attr into a FUSE attribute.
+func fillAttr(a versions.Attr, out *fuse.Attr) {
+	out.Ino = uint64(a.Ino)
+	out.Mode = a.Mode
+	out.Size = uint64(a.Size)
+	out.Blocks = (uint64(a.Size) + 511) / 512
+	out.Blksize = 1 << 16
+	out.Nlink = max(a.Nlink, 1)
+	out.Owner = fuse.Owner{Uid: a.Uid, Gid: a.Gid}
+	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
+}
+
+func logf(msg string, args ...any) { slog.Debug(msg, args...) }
+
+var now = time.Now

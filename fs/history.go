@@ -1,0 +1,273 @@
+package fs
+
+import (
+	"context"
+	"hash/fnv"
+	"path"
+	"path/filepath"
+	"sort"
+	"sync/atomic"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/casfs/casfs/recipe"
+	"github.com/casfs/casfs/versions"
+)
+
+// histDir is a directory under .versions/. It stands for a path and is made
+// of every entry that is or was at that path (versions.Entry, live first):
+// for directories it lists their children, live and deleted; for regular
+// files it lists their versions as read-only files.
+type histDir struct {
+	gofs.Inode
+	fs   *FS
+	path string // within the store, "" for .versions itself
+	ents []versions.Entry
+}
+
+// histIno gives history nodes stable inode numbers that cannot collide
+// with the catalog's (a counter far below 2^63).
+func histIno(parts ...string) uint64 {
+	h := fnv.New64a()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return h.Sum64() | 1<<63
+}
+
+func (f *FS) historyRoot(ctx context.Context, parent *gofs.Inode, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	root, err := f.cat.GetAttr(ctx, versions.RootIno)
+	if err != nil {
+		return nil, toErrno(err, "lookup .versions")
+	}
+	h := &histDir{fs: f, ents: []versions.Entry{{Attr: root}}}
+	ch := parent.NewInode(ctx, h, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: histIno("dir", "")})
+	h.fill(&out.Attr)
+	return ch, 0
+}
+
+func (h *histDir) fill(out *fuse.Attr) {
+	a := h.ents[0].Attr
+	for _, e := range h.ents[1:] {
+		if e.Mtime.After(a.Mtime) {
+			a.Mtime = e.Mtime
+		}
+	}
+	a.Mode = versions.ModeDir | 0o555
+	a.Size = 0
+	fillAttr(a, out)
+	out.Ino = histIno("dir", h.path)
+	out.Nlink = 2
+}
+
+func (h *histDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	h.fill(&out.Attr)
+	return 0
+}
+
+// versionName is how a version appears in .versions: the file's name with
+// the version ID before its extension, so it sorts by commit time, holds no
+// spaces, and opens with the same program: report.2026-11-22T01-47-03.123456789Z.txt.
+func versionName(name string, id versions.VersionID) string {
+	ext := filepath.Ext(name)
+	if ext == name { // ".bashrc" has no extension
+		ext = ""
+	}
+	return name[:len(name)-len(ext)] + "." + id.String() + ext
+}
+
+type histVersion struct {
+	entry   versions.Entry
+	version versions.Version
+}
+
+// versions lists the versions of the regular files among h's entries by
+// their names in the directory.
+func (h *histDir) versions(ctx context.Context) (map[string]histVersion, error) {
+	out := map[string]histVersion{}
+	name := path.Base(h.path)
+	for _, e := range h.ents {
+		if !e.IsRegular() {
+			continue
+		}
+		vs, err := h.fs.cat.Versions(ctx, e.Ino)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			out[versionName(name, v.ID)] = histVersion{e, v}
+		}
+	}
+	return out, nil
+}
+
+func (h *histDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	vs, err := h.versions(ctx)
+	if err != nil {
+		return nil, toErrno(err, "lookup", "path", h.path)
+	}
+	if hv, ok := vs[name]; ok {
+		vf := &versionFile{fs: h.fs, hv: hv, name: path.Join(h.path, name)}
+		ch := h.NewInode(ctx, vf, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: histIno("version", h.path, name)})
+		vf.fill(&out.Attr)
+		return ch, 0
+	}
+	var kids []versions.Entry
+	for _, e := range h.ents {
+		if !e.IsDir() {
+			continue
+		}
+		more, err := h.fs.repo.Children(ctx, e, name)
+		if err != nil {
+			return nil, toErrno(err, "lookup", "path", h.path, "name", name)
+		}
+		for _, k := range more {
+			if k.IsDir() || k.IsRegular() {
+				kids = append(kids, k)
+			}
+		}
+	}
+	if len(kids) == 0 {
+		return nil, syscall.ENOENT
+	}
+	p := path.Join(h.path, name)
+	child := &histDir{fs: h.fs, path: p, ents: kids}
+	ch := h.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: histIno("dir", p)})
+	child.fill(&out.Attr)
+	return ch, 0
+}
+
+func (h *histDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	var list []fuse.DirEntry
+	vs, err := h.versions(ctx)
+	if err != nil {
+		return nil, toErrno(err, "readdir", "path", h.path)
+	}
+	for name := range vs {
+		list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: histIno("version", h.path, name)})
+	}
+	seen := map[string]bool{}
+	add := func(name string, mode uint32) {
+		// Files show as directories here: a file's history is a
+		// directory of its versions.
+		if seen[name] || (mode&versions.ModeType != versions.ModeDir && mode&versions.ModeType != versions.ModeRegular) {
+			return
+		}
+		seen[name] = true
+		list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: histIno("dir", path.Join(h.path, name))})
+	}
+	for _, e := range h.ents {
+		if !e.IsDir() {
+			continue
+		}
+		{
+			ents, err := h.fs.cat.ReadDir(ctx, e.Ino)
+			if err != nil {
+				return nil, toErrno(err, "readdir", "path", h.path)
+			}
+			for _, d := range ents {
+				add(d.Name, d.Mode)
+			}
+		}
+		dels, err := h.fs.cat.Deleted(ctx, e.Ino)
+		if err != nil {
+			return nil, toErrno(err, "readdir", "path", h.path)
+		}
+		for _, d := range dels {
+			add(d.Name, d.Mode)
+		}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	return gofs.NewListDirStream(list), 0
+}
+
+// Everything under .versions is read-only.
+func (h *histDir) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (h *histDir) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (h *histDir) Create(context.Context, string, uint32, uint32, *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EROFS
+}
+func (h *histDir) Symlink(context.Context, string, string, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (h *histDir) Link(context.Context, gofs.InodeEmbedder, string, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (h *histDir) Unlink(context.Context, string) syscall.Errno { return syscall.EROFS }
+func (h *histDir) Rmdir(context.Context, string) syscall.Errno  { return syscall.EROFS }
+func (h *histDir) Rename(context.Context, string, gofs.InodeEmbedder, string, uint32) syscall.Errno {
+	return syscall.EROFS
+}
+func (h *histDir) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+func (h *histDir) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
+	return syscall.EROFS
+}
+func (h *histDir) Removexattr(context.Context, string) syscall.Errno { return syscall.EROFS }
+
+// versionFile is one version of a file: read-only, immutable, so the kernel
+// may keep its pages for good.
+type versionFile struct {
+	gofs.Inode
+	fs   *FS
+	hv   histVersion
+	name string
+	rec  atomic.Pointer[recipe.Recipe]
+}
+
+func (v *versionFile) fill(out *fuse.Attr) {
+	a := v.hv.entry.Attr
+	a.Mode = versions.ModeRegular | a.Mode&0o7555
+	a.Size = v.hv.version.Size
+	a.Mtime = v.hv.version.Mtime
+	a.Ctime = v.hv.version.ID.Time()
+	a.Atime = a.Mtime
+	a.Nlink = 1
+	fillAttr(a, out)
+	out.Ino = histIno("version", path.Dir(v.name), path.Base(v.name))
+}
+
+func (v *versionFile) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	v.fill(&out.Attr)
+	return 0
+}
+
+func (v *versionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	if v.rec.Load() == nil {
+		rec, err := v.fs.loadRecipe(ctx, v.hv.version.Recipe)
+		if err != nil {
+			return nil, 0, toErrno(err, "open", "version", v.name)
+		}
+		v.rec.Store(rec)
+	}
+	return &versionHandle{v: v}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (v *versionFile) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+func (v *versionFile) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
+	return syscall.EROFS
+}
+func (v *versionFile) Removexattr(context.Context, string) syscall.Errno { return syscall.EROFS }
+
+type versionHandle struct {
+	v       *versionFile
+	lastEnd atomic.Int64
+}
+
+func (h *versionHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	seq := h.lastEnd.Swap(off+int64(len(dest))) == off && off > 0
+	return h.v.fs.readRecipe(ctx, h.v.rec.Load(), dest, off, seq, h.v.name)
+}
