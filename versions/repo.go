@@ -32,8 +32,11 @@ type Repo struct {
 // New returns a Repo over chunks (which must take and give plain, verified
 // chunk data: an Encoded store or a decorator of one) and cat.
 func New(cfg chunkstore.Config, chunks chunkstore.Store, cat Catalog) *Repo {
+	// Chunks in flight: hashing and compressing use the cores, but storing
+	// mostly waits (fsync locally, the network for RADOS), so more chunks
+	// than cores are in flight. Memory is bounded by workers × max chunk.
 	w := chunks.Properties().Concurrency
-	w = max(2, min(w, 2*runtime.GOMAXPROCS(0)))
+	w = max(4*runtime.GOMAXPROCS(0), min(w, 16))
 	return &Repo{cfg: cfg, chunks: chunks, cat: cat, guard: newInflight(), workers: w}
 }
 
@@ -224,18 +227,17 @@ func (r *Repo) Fetch(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 	return r.chunks.Get(ctx, id)
 }
 
-// CopyOut writes the content rec describes to w, fetching up to a few
-// chunks ahead in parallel while it writes, so a sequential read runs at the
-// store's parallel speed with memory bounded by that window.
-func (r *Repo) CopyOut(ctx context.Context, rec *recipe.Recipe, w io.Writer, progress Progress) error {
+// forEachChunk calls fn with each extent of rec and its verified bytes, in
+// order, fetching up to a few chunks ahead in parallel so a sequential pass
+// runs at the store's parallel speed with memory bounded by that window.
+func (r *Repo) forEachChunk(ctx context.Context, rec *recipe.Recipe, fn func(e recipe.Extent, data []byte) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
 		data []byte
 		err  error
 	}
-	window := r.workers * 2
-	pending := make(chan chan result, window)
+	pending := make(chan chan result, r.workers*2)
 	go func() {
 		defer close(pending)
 		sem := make(chan struct{}, r.workers)
@@ -258,6 +260,28 @@ func (r *Repo) CopyOut(ctx context.Context, rec *recipe.Recipe, w io.Writer, pro
 			}(e.ID)
 		}
 	}()
+	for _, e := range rec.Extents {
+		c, ok := <-pending
+		if !ok {
+			return ctx.Err()
+		}
+		res := <-c
+		if res.err != nil {
+			return fmt.Errorf("at offset %d: %w", e.Offset, res.err)
+		}
+		if int64(len(res.data)) != e.Size {
+			return fmt.Errorf("at offset %d: %w", e.Offset, &chunkstore.CorruptError{ID: e.ID,
+				Reason: fmt.Sprintf("chunk has %d bytes, recipe says %d", len(res.data), e.Size)})
+		}
+		if err := fn(e, res.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CopyOut writes the content rec describes to w, holes as zeros.
+func (r *Repo) CopyOut(ctx context.Context, rec *recipe.Recipe, w io.Writer, progress Progress) error {
 	var pos int64
 	zeros := make([]byte, 1<<16)
 	writeZeros := func(n int64) error {
@@ -273,29 +297,36 @@ func (r *Repo) CopyOut(ctx context.Context, rec *recipe.Recipe, w io.Writer, pro
 		}
 		return nil
 	}
-	for _, e := range rec.Extents {
-		c, ok := <-pending
-		if !ok {
-			return ctx.Err()
-		}
-		res := <-c
-		if res.err != nil {
-			return fmt.Errorf("at offset %d: %w", e.Offset, res.err)
-		}
-		if int64(len(res.data)) != e.Size {
-			return fmt.Errorf("at offset %d: %w", e.Offset, &chunkstore.CorruptError{ID: e.ID,
-				Reason: fmt.Sprintf("chunk has %d bytes, recipe says %d", len(res.data), e.Size)})
-		}
+	err := r.forEachChunk(ctx, rec, func(e recipe.Extent, data []byte) error {
 		if err := writeZeros(e.Offset - pos); err != nil {
 			return err
 		}
-		if _, err := w.Write(res.data); err != nil {
+		if _, err := w.Write(data); err != nil {
 			return err
 		}
 		if progress != nil {
 			progress(e.Size)
 		}
 		pos = e.End()
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	return writeZeros(rec.Size - pos)
+}
+
+// Materialize writes the content rec describes into f at the same offsets
+// and sets f's size, leaving holes as holes (f is expected to be empty).
+func (r *Repo) Materialize(ctx context.Context, rec *recipe.Recipe, f interface {
+	io.WriterAt
+	Truncate(int64) error
+}) error {
+	if err := r.forEachChunk(ctx, rec, func(e recipe.Extent, data []byte) error {
+		_, err := f.WriteAt(data, e.Offset)
+		return err
+	}); err != nil {
+		return err
+	}
+	return f.Truncate(rec.Size)
 }

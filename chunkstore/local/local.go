@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -534,7 +533,7 @@ func (s *Store) Properties() chunkstore.Properties {
 		Name: "local:" + s.dir,
 		// Disk calls block in the kernel, not on the CPU; a few per core
 		// keep the disk's queue full while hashing goes on.
-		Concurrency: 2 * runtime.GOMAXPROCS(0),
+		Concurrency: 16,
 		Local:       true,
 	}
 }
