@@ -28,6 +28,7 @@ var errnoTable = []struct {
 	{versions.ErrReadOnly, syscall.EROFS},
 	{versions.ErrNameLimit, syscall.ENAMETOOLONG},
 	{versions.ErrPermission, syscall.EPERM},
+	{versions.ErrInUse, syscall.EBUSY},
 	{chunkstore.ErrNotFound, syscall.EIO},
 	{chunkstore.ErrCorrupt, syscall.EIO},
 	{recipe.ErrInvalid, syscall.EIO},

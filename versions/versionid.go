@@ -58,12 +58,13 @@ func VersionIDFromBytes(b []byte) (VersionID, error) {
 const idLayout = "2006-01-02T15-04-05"
 
 // String is the fixed-width, file-name-safe text form, sortable as text:
-// "2026-11-22T01-47-03.123456789Z", with "-<seq>" appended when Seq is set.
+// "2026-11-22T01-47-03.123456789Z", with "-<seq>" (ten digits, so the text
+// still sorts) appended when Seq is set.
 func (v VersionID) String() string {
 	t := v.Time()
 	s := fmt.Sprintf("%s.%09dZ", t.Format(idLayout), t.Nanosecond())
 	if v.Seq != 0 {
-		s += fmt.Sprintf("-%d", v.Seq)
+		s += fmt.Sprintf("-%010d", v.Seq)
 	}
 	return s
 }
@@ -89,7 +90,7 @@ func ParseVersionID(s string) (VersionID, error) {
 	v := VersionID{Nanos: t.UnixNano() + int64(ns)}
 	if hasSeq {
 		seq, err := strconv.ParseUint(seqs, 10, 32)
-		if err != nil || seq == 0 {
+		if err != nil || seq == 0 || len(seqs) != 10 {
 			return VersionID{}, bad
 		}
 		v.Seq = uint32(seq)

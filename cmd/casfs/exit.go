@@ -6,6 +6,7 @@ import (
 	"github.com/casfs/casfs/chunkstore"
 	"github.com/casfs/casfs/chunkstore/local"
 	"github.com/casfs/casfs/recipe"
+	"github.com/casfs/casfs/versions"
 )
 
 // Exit codes, in one place. Scripts can tell "the data is damaged" and "the
@@ -25,7 +26,7 @@ func exitCode(err error) int {
 	switch {
 	case errors.Is(err, errDamaged), errors.Is(err, chunkstore.ErrCorrupt), errors.Is(err, recipe.ErrInvalid):
 		return exitDamaged
-	case errors.Is(err, local.ErrLocked):
+	case errors.Is(err, local.ErrLocked), errors.Is(err, versions.ErrInUse):
 		return exitInUse
 	}
 	return exitError
