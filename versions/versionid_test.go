@@ -53,7 +53,7 @@ func TestVersionIDStringRoundTrip(t *testing.T) {
 		t.Errorf("String = %q, want %q", s, want)
 	}
 	v.Seq = 3
-	if s := v.String(); s != want+"-3" {
+	if s := v.String(); s != want+"-0000000003" {
 		t.Errorf("String with seq = %q", s)
 	}
 }
