@@ -35,6 +35,7 @@ func (d *dirNode) isRoot() bool { return d.ino == versions.RootIno }
 func (d *dirNode) reserved(name string) bool { return d.isRoot() && name == versionsName }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if d.reserved(name) {
 		return d.fs.historyRoot(ctx, &d.Inode, out)
 	}
@@ -48,6 +49,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 }
 
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	ents, err := d.fs.cat.ReadDir(ctx, d.ino)
 	if err != nil {
 		return nil, toErrno(err, "readdir", "dir", d.path())
@@ -96,17 +98,20 @@ func (d *dirNode) create(ctx context.Context, name string, mode uint32, target s
 }
 
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	ch, _, errno := d.create(ctx, name, versions.ModeDir|mode&versions.ModePerm, "", out)
 	return ch, errno
 }
 
 func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	ch, _, errno := d.create(ctx, name, versions.ModeSymlink|0o777, target, out)
 	return ch, errno
 }
 
 // Mknod is refused: casfs keeps regular files, directories and symlinks.
 func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if mode&syscall.S_IFMT == syscall.S_IFREG {
 		ch, _, errno := d.create(ctx, name, versions.ModeRegular|mode&versions.ModePerm, "", out)
 		return ch, errno
@@ -115,6 +120,7 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint3
 }
 
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	ch, _, errno := d.create(ctx, name, versions.ModeRegular|mode&versions.ModePerm, "", out)
 	if errno != 0 {
 		return nil, nil, 0, errno
@@ -125,6 +131,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 }
 
 func (d *dirNode) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if d.reserved(name) {
 		return nil, syscall.EEXIST
 	}
@@ -149,6 +156,7 @@ func (d *dirNode) Link(ctx context.Context, target gofs.InodeEmbedder, name stri
 }
 
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if d.reserved(name) {
 		return syscall.EROFS
 	}
@@ -156,6 +164,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if d.reserved(name) {
 		return syscall.EROFS
 	}
@@ -163,6 +172,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	np, ok := newParent.(*dirNode)
 	if !ok {
 		return syscall.EROFS // into .versions
@@ -175,6 +185,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 }
 
 func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if _, ok := in.GetSize(); ok {
 		return syscall.EISDIR
 	}

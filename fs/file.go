@@ -31,6 +31,32 @@ type fileNode struct {
 
 	// head caches HEAD's recipe; nil when not loaded or HEAD moved.
 	head atomic.Pointer[recipe.Recipe]
+
+	// last is the last attribute the catalog gave. A file unlinked while
+	// open, with no version yet, is gone from the catalog but not from its
+	// open handles: they keep seeing it through last, with no links.
+	last atomic.Pointer[versions.Attr]
+}
+
+// attr returns the file's catalog attributes, or, for a file that left the
+// catalog while open, the last ones seen with Nlink 0.
+func (n *fileNode) attr(ctx context.Context) (versions.Attr, error) {
+	a, err := n.fs.cat.GetAttr(ctx, n.ino)
+	if err == nil {
+		n.last.Store(&a)
+		return a, nil
+	}
+	if errors.Is(err, versions.ErrNotExist) {
+		n.mu.RLock()
+		open := n.st != nil
+		n.mu.RUnlock()
+		if l := n.last.Load(); l != nil && open {
+			a := *l
+			a.Nlink = 0
+			return a, nil
+		}
+	}
+	return a, err
 }
 
 // staged is the local copy of a file being written.
@@ -60,7 +86,8 @@ func (n *fileNode) overlay(a versions.Attr) versions.Attr {
 }
 
 func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	a, err := n.fs.cat.GetAttr(ctx, n.ino)
+	ctx = uninterruptible(ctx)
+	a, err := n.attr(ctx)
 	if err != nil {
 		return toErrno(err, "getattr", "path", n.path())
 	}
@@ -73,7 +100,7 @@ func (n *fileNode) headRecipe(ctx context.Context) (*recipe.Recipe, error) {
 	if r := n.head.Load(); r != nil {
 		return r, nil
 	}
-	a, err := n.fs.cat.GetAttr(ctx, n.ino)
+	a, err := n.attr(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +120,7 @@ func (n *fileNode) stageLocked(ctx context.Context, empty bool) error {
 	if n.st != nil {
 		return nil
 	}
-	a, err := n.fs.cat.GetAttr(ctx, n.ino)
+	a, err := n.attr(ctx)
 	if err != nil {
 		return err
 	}
@@ -173,6 +200,7 @@ func (n *fileNode) commit(ctx context.Context, drop bool) error {
 }
 
 func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	return n.open(ctx, flags, false)
 }
 
@@ -208,6 +236,7 @@ func (n *fileNode) open(ctx context.Context, flags uint32, created bool) (gofs.F
 }
 
 func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if sz, ok := in.GetSize(); ok {
 		n.mu.Lock()
 		err := n.stageLocked(ctx, sz == 0)
@@ -265,6 +294,7 @@ var (
 )
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	n := h.n
 	n.mu.RLock()
 	if st := n.st; st != nil {
@@ -285,6 +315,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 }
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	n := h.n
 	n.mu.RLock()
 	defer n.mu.RUnlock()
@@ -309,6 +340,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 // Flush runs in close(2), which waits for it: a changed file is committed
 // before close returns.
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if !h.write {
 		return 0
 	}
@@ -316,6 +348,7 @@ func (h *handle) Flush(ctx context.Context) syscall.Errno {
 }
 
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return toErrno(h.n.commit(ctx, false), "commit", "path", h.n.path())
 }
 
@@ -323,6 +356,7 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 // commits anything left (a write after the last flush, e.g. through mmap)
 // and drops the staging file.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if !h.write {
 		return 0
 	}
@@ -332,6 +366,34 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	n.mu.Unlock()
 	if err := n.commit(context.WithoutCancel(ctx), true); err != nil {
 		return toErrno(err, "commit", "path", n.path())
+	}
+	return 0
+}
+
+var _ gofs.FileAllocater = (*handle)(nil)
+
+// Allocate is fallocate(2) on the staging file: reserving space (so a later
+// write cannot hit ENOSPC there) and, without FALLOC_FL_KEEP_SIZE, growing
+// the file.
+func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
+	n := h.n
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	st := n.st
+	if st == nil || !h.write {
+		return syscall.EBADF
+	}
+	if err := syscall.Fallocate(int(st.f.Fd()), mode, int64(off), int64(size)); err != nil {
+		return toErrno(err, "fallocate", "path", n.path())
+	}
+	const keepSize = 0x1 // FALLOC_FL_KEEP_SIZE
+	if mode&keepSize == 0 {
+		end := int64(off + size)
+		for cur := st.size.Load(); end > cur && !st.size.CompareAndSwap(cur, end); cur = st.size.Load() {
+		}
+		st.dirty.Store(true)
+		st.mtime.Store(now().UnixNano())
 	}
 	return 0
 }

@@ -154,7 +154,7 @@ func fillAttr(a versions.Attr, out *fuse.Attr) {
 	out.Size = uint64(a.Size)
 	out.Blocks = (uint64(a.Size) + 511) / 512
 	out.Blksize = 1 << 16
-	out.Nlink = max(a.Nlink, 1)
+	out.Nlink = a.Nlink
 	out.Owner = fuse.Owner{Uid: a.Uid, Gid: a.Gid}
 	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
 }
@@ -162,3 +162,12 @@ func fillAttr(a versions.Attr, out *fuse.Attr) {
 func logf(msg string, args ...any) { slog.Debug(msg, args...) }
 
 var now = time.Now
+
+// uninterruptible detaches a request's context from FUSE interrupts. The
+// kernel interrupts a request whenever its caller gets a signal, including
+// ones the program handles and Go's own preemption signals; answering EINTR
+// then fails a create, a rename or a close (whose commit must complete for
+// close to mean "saved"), and few programs retry EINTR from a regular file.
+// So every operation runs to completion; what could block for long (a
+// remote store) is bounded by the store's own timeouts instead.
+func uninterruptible(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

@@ -64,6 +64,7 @@ func (h *histDir) fill(out *fuse.Attr) {
 }
 
 func (h *histDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	h.fill(&out.Attr)
 	return 0
 }
@@ -105,6 +106,7 @@ func (h *histDir) versions(ctx context.Context) (map[string]histVersion, error) 
 }
 
 func (h *histDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	vs, err := h.versions(ctx)
 	if err != nil {
 		return nil, toErrno(err, "lookup", "path", h.path)
@@ -141,6 +143,7 @@ func (h *histDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 }
 
 func (h *histDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	var list []fuse.DirEntry
 	vs, err := h.versions(ctx)
 	if err != nil {
@@ -236,11 +239,13 @@ func (v *versionFile) fill(out *fuse.Attr) {
 }
 
 func (v *versionFile) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	v.fill(&out.Attr)
 	return 0
 }
 
 func (v *versionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
 		return nil, 0, syscall.EROFS
 	}
@@ -268,6 +273,7 @@ type versionHandle struct {
 }
 
 func (h *versionHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	seq := h.lastEnd.Swap(off+int64(len(dest))) == off && off > 0
 	return h.v.fs.readRecipe(ctx, h.v.rec.Load(), dest, off, seq, h.v.name)
 }

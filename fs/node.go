@@ -31,6 +31,7 @@ var (
 func (n *node) path() string { return "/" + n.Path(nil) }
 
 func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	a, err := n.fs.cat.GetAttr(ctx, n.ino)
 	if err != nil {
 		return toErrno(err, "getattr", "path", n.path())
@@ -64,6 +65,7 @@ func (n *node) setMeta(ctx context.Context, in *fuse.SetAttrIn) (versions.Attr, 
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	v, err := n.fs.cat.GetXattr(ctx, n.ino, attr)
 	if err != nil {
 		return 0, toErrno(err, "getxattr", "path", n.path())
@@ -75,14 +77,17 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return toErrno(n.fs.cat.SetXattr(ctx, n.ino, attr, data, int(flags)), "setxattr", "path", n.path())
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return toErrno(n.fs.cat.RemoveXattr(ctx, n.ino, attr), "removexattr", "path", n.path())
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	names, err := n.fs.cat.ListXattr(ctx, n.ino)
 	if err != nil {
 		return 0, toErrno(err, "listxattr", "path", n.path())
@@ -105,6 +110,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 // Statfs reports the space of the staging directory's filesystem: for the
 // local store that is where chunks go too.
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	var st syscall.Statfs_t
 	dir := n.fs.repo.LocalDir()
 	if dir == "" {
@@ -148,6 +154,7 @@ type symlinkNode struct{ node }
 var _ gofs.NodeReadlinker = (*symlinkNode)(nil)
 
 func (s *symlinkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	a, err := s.fs.cat.GetAttr(ctx, s.ino)
 	if err != nil {
 		return nil, toErrno(err, "readlink", "path", s.path())
@@ -156,6 +163,7 @@ func (s *symlinkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (s *symlinkNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if _, ok := in.GetSize(); ok {
 		return syscall.EINVAL
 	}

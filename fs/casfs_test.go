@@ -1,0 +1,370 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/casfs/casfs/versions"
+)
+
+func (m *testMount) path(p string) string { return filepath.Join(m.dir, p) }
+
+// versionsOf lists the versions the catalog holds for the live file p.
+func (m *testMount) versionsOf(t *testing.T, p string) []versions.Version {
+	t.Helper()
+	a, err := m.repo.Resolve(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := m.repo.Catalog().Versions(context.Background(), a.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+func randBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func mustWrite(t *testing.T, p string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseCommitsOnlyChanges(t *testing.T) {
+	m := mount(t)
+	p := m.path("f.txt")
+	mustWrite(t, p, []byte("one"))
+	if n := len(m.versionsOf(t, "f.txt")); n != 1 {
+		t.Fatalf("after first close: %d versions, want 1", n)
+	}
+	// Opening and closing without a change makes no version.
+	for _, flag := range []int{os.O_RDONLY, os.O_RDWR, os.O_WRONLY | os.O_APPEND} {
+		f, err := os.OpenFile(p, flag, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	if n := len(m.versionsOf(t, "f.txt")); n != 1 {
+		t.Fatalf("after unchanged closes: %d versions, want 1", n)
+	}
+	// Two descriptors of one open file: one version per close that follows
+	// a change, not one per descriptor.
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("two"), 0); err != nil {
+		t.Fatal(err)
+	}
+	fd2, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Close(fd2); err != nil { // close after a change: commits
+		t.Fatal(err)
+	}
+	if n := len(m.versionsOf(t, "f.txt")); n != 2 {
+		t.Fatalf("after closing the dup: %d versions, want 2", n)
+	}
+	if err := f.Close(); err != nil { // nothing changed since
+		t.Fatal(err)
+	}
+	vs := m.versionsOf(t, "f.txt")
+	if len(vs) != 2 {
+		t.Fatalf("after closing the original: %d versions, want 2", len(vs))
+	}
+	if got, _ := os.ReadFile(p); string(got) != "two" {
+		t.Fatalf("content %q", got)
+	}
+	// fsync commits too, without a close.
+	f, _ = os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte("+three"))
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.versionsOf(t, "f.txt")); n != 3 {
+		t.Fatalf("after fsync: %d versions, want 3", n)
+	}
+	f.Close()
+	if got, _ := os.ReadFile(p); string(got) != "two+three" {
+		t.Fatalf("content %q", got)
+	}
+}
+
+func TestVersionsDirectory(t *testing.T) {
+	m := mount(t)
+	if err := os.MkdirAll(m.path("docs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	contents := []string{"first\n", "second\n", "third, the longest\n"}
+	for _, c := range contents {
+		mustWrite(t, m.path("docs/report.txt"), []byte(c))
+	}
+	// Hidden from the root listing, reachable by name.
+	ents, _ := os.ReadDir(m.dir)
+	for _, e := range ents {
+		if e.Name() == versionsName {
+			t.Fatal(".versions is listed in the root")
+		}
+	}
+	hist := m.path(".versions/docs/report.txt")
+	names, err := os.ReadDir(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 3 {
+		t.Fatalf("%d versions listed, want 3", len(names))
+	}
+	sorted := make([]string, len(names))
+	for i, n := range names {
+		sorted[i] = n.Name()
+		if !strings.HasPrefix(n.Name(), "report.") || !strings.HasSuffix(n.Name(), ".txt") || strings.ContainsAny(n.Name(), " \t") {
+			t.Errorf("version name %q", n.Name())
+		}
+	}
+	if !sort.StringsAreSorted(sorted) {
+		t.Errorf("names do not sort by time: %v", sorted)
+	}
+	for i, n := range sorted {
+		p := filepath.Join(hist, n)
+		got, err := os.ReadFile(p)
+		if err != nil || string(got) != contents[i] {
+			t.Errorf("%s: %q %v, want %q", n, got, err, contents[i])
+		}
+		fi, _ := os.Stat(p)
+		if fi.Size() != int64(len(contents[i])) || fi.Mode().Perm()&0o222 != 0 {
+			t.Errorf("%s: size %d mode %v", n, fi.Size(), fi.Mode())
+		}
+	}
+	// Read-only everywhere below .versions.
+	for name, op := range map[string]func() error{
+		"create":   func() error { return os.WriteFile(filepath.Join(hist, "new"), nil, 0o644) },
+		"write":    func() error { return os.WriteFile(filepath.Join(hist, sorted[0]), []byte("x"), 0o644) },
+		"mkdir":    func() error { return os.Mkdir(m.path(".versions/newdir"), 0o755) },
+		"remove":   func() error { return os.Remove(filepath.Join(hist, sorted[0])) },
+		"chmod":    func() error { return os.Chmod(filepath.Join(hist, sorted[0]), 0o777) },
+		"rename":   func() error { return os.Rename(m.path("docs/report.txt"), filepath.Join(hist, "x")) },
+		"truncate": func() error { return os.Truncate(filepath.Join(hist, sorted[0]), 0) },
+	} {
+		if err := op(); !errors.Is(err, syscall.EROFS) {
+			t.Errorf("%s under .versions: %v, want EROFS", name, err)
+		}
+	}
+	// Restoring is a cp, and makes a new version.
+	out, err := exec.Command("cp", filepath.Join(hist, sorted[0]), m.path("docs/report.txt")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	if got, _ := os.ReadFile(m.path("docs/report.txt")); string(got) != contents[0] {
+		t.Fatalf("restored content %q", got)
+	}
+	if n := len(m.versionsOf(t, "docs/report.txt")); n != 4 {
+		t.Fatalf("%d versions after restore, want 4", n)
+	}
+}
+
+func TestDeletedFilesKeepHistory(t *testing.T) {
+	m := mount(t)
+	os.Mkdir(m.path("d"), 0o755)
+	mustWrite(t, m.path("d/gone.txt"), []byte("v1"))
+	mustWrite(t, m.path("d/gone.txt"), []byte("v2"))
+	if err := os.RemoveAll(m.path("d")); err != nil {
+		t.Fatal(err)
+	}
+	names, err := os.ReadDir(m.path(".versions/d/gone.txt"))
+	if err != nil || len(names) != 2 {
+		t.Fatalf("history of a deleted file: %v %v", names, err)
+	}
+	got, err := os.ReadFile(m.path(".versions/d/gone.txt/" + names[1].Name()))
+	if err != nil || string(got) != "v2" {
+		t.Fatalf("deleted file's last version: %q %v", got, err)
+	}
+}
+
+func TestUnlinkAndRenameOpenFile(t *testing.T) {
+	m := mount(t)
+	p := m.path("open.txt")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Write([]byte("hello"))
+	if err := os.Rename(p, m.path("moved.txt")); err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte(" world"))
+	if err := os.Remove(m.path("moved.txt")); err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("!"))
+	buf := make([]byte, 64)
+	n, _ := f.ReadAt(buf, 0)
+	if string(buf[:n]) != "hello world!" {
+		t.Fatalf("read through the unlinked handle: %q", buf[:n])
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close of an unlinked file: %v", err)
+	}
+}
+
+func TestTruncateGrowsHole(t *testing.T) {
+	m := mount(t)
+	p := m.path("sparse")
+	mustWrite(t, p, []byte("head"))
+	if err := os.Truncate(p, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(p)
+	if len(got) != 1<<20 || string(got[:4]) != "head" || bytes.Count(got[4:], []byte{0}) != len(got)-4 {
+		t.Fatalf("grown file: len %d", len(got))
+	}
+	if n := len(m.versionsOf(t, "sparse")); n != 2 {
+		t.Fatalf("truncate(2) made %d versions, want 2", n)
+	}
+	if err := os.Truncate(p, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "he" {
+		t.Fatalf("shrunk file: %q", got)
+	}
+}
+
+func TestInodesStableNotFromContent(t *testing.T) {
+	m := mount(t)
+	data := randBytes(100<<10, 1)
+	mustWrite(t, m.path("a"), data)
+	mustWrite(t, m.path("b"), data)
+	var sa, sb syscall.Stat_t
+	syscall.Stat(m.path("a"), &sa)
+	syscall.Stat(m.path("b"), &sb)
+	if sa.Ino == sb.Ino || sa.Nlink != 1 || sb.Nlink != 1 {
+		t.Fatalf("equal files share inode %d (nlink %d, %d)", sa.Ino, sa.Nlink, sb.Nlink)
+	}
+	a, _ := m.repo.Resolve(context.Background(), "a")
+	if uint64(a.Ino) != sa.Ino {
+		t.Fatalf("inode %d, catalog says %d", sa.Ino, a.Ino)
+	}
+	// Hard links share one.
+	if err := os.Link(m.path("a"), m.path("a2")); err != nil {
+		t.Fatal(err)
+	}
+	var sl syscall.Stat_t
+	syscall.Stat(m.path("a2"), &sl)
+	if sl.Ino != sa.Ino || sl.Nlink != 2 {
+		t.Fatalf("hard link: ino %d nlink %d", sl.Ino, sl.Nlink)
+	}
+}
+
+func TestParallelReads(t *testing.T) {
+	m := mount(t)
+	data := randBytes(4<<20, 2)
+	mustWrite(t, m.path("big"), data)
+	f, err := os.Open(m.path("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(seed uint64) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(seed, 0))
+			buf := make([]byte, 64<<10)
+			for i := 0; i < 50; i++ {
+				off := r.Int64N(int64(len(data)))
+				n, err := f.ReadAt(buf[:r.IntN(len(buf))+1], off)
+				if err != nil && n == 0 {
+					t.Errorf("ReadAt %d: %v", off, err)
+					return
+				}
+				if !bytes.Equal(buf[:n], data[off:off+int64(n)]) {
+					t.Errorf("ReadAt %d: wrong bytes", off)
+					return
+				}
+			}
+		}(uint64(g))
+	}
+	wg.Wait()
+}
+
+func TestCorruptChunkIsEIO(t *testing.T) {
+	m := mount(t)
+	mustWrite(t, m.path("good"), randBytes(64<<10, 3))
+	bad := randBytes(64<<10, 4)
+	mustWrite(t, m.path("bad"), bad)
+	a, _ := m.repo.Resolve(context.Background(), "bad")
+	rec, err := m.repo.LoadRecipe(context.Background(), a.Recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Flip a byte at the end of the chunk file holding bad's last extent.
+	id := rec.Extents[len(rec.Extents)-1].ID.String()
+	chunk := filepath.Join(m.store, "chunks", id[:2], id[2:4], id)
+	b, err := os.ReadFile(chunk)
+	if err != nil {
+		t.Fatalf("finding the chunk file: %v", err)
+	}
+	b[len(b)-1] ^= 0xff
+	os.WriteFile(chunk, b, 0o644)
+	if _, err := os.ReadFile(m.path("bad")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("reading a corrupt chunk: %v, want EIO", err)
+	}
+	if _, err := os.ReadFile(m.path("good")); err != nil {
+		t.Fatalf("another file: %v", err)
+	}
+}
+
+func TestStagingFullIsENOSPC(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CASFS_REQUIRE_EXTERNAL") != "" {
+			t.Fatal("needs root to mount a small tmpfs")
+		}
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	small := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", small).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", small).Run() })
+	m := mountWith(t, func(o *Options) { o.StagingDir = small })
+	mustWrite(t, m.path("kept"), []byte("committed before the disk filled"))
+	f, err := os.Create(m.path("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var werr error
+	chunk := make([]byte, 256<<10)
+	for i := 0; i < 16 && werr == nil; i++ {
+		_, werr = f.Write(chunk)
+	}
+	f.Close()
+	if !errors.Is(werr, syscall.ENOSPC) {
+		t.Fatalf("write past a full staging dir: %v, want ENOSPC", werr)
+	}
+	if got, err := os.ReadFile(m.path("kept")); err != nil || string(got) != "committed before the disk filled" {
+		t.Fatalf("committed file after ENOSPC: %q %v", got, err)
+	}
+}
