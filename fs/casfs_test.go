@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/casfs/casfs/versions"
 )
@@ -366,5 +367,42 @@ func TestStagingFullIsENOSPC(t *testing.T) {
 	}
 	if got, err := os.ReadFile(m.path("kept")); err != nil || string(got) != "committed before the disk filled" {
 		t.Fatalf("committed file after ENOSPC: %q %v", got, err)
+	}
+}
+
+// waitFor polls cond until it holds or a deadline passes: RELEASE reaches
+// the server after close(2) has returned.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestShellRedirectMakesOneVersion(t *testing.T) {
+	m := mount(t)
+	mustWrite(t, m.path("f"), []byte("old content\n"))
+	// sh opens with O_TRUNC, dup2s and closes the first descriptor before
+	// echo writes: that close must not commit an empty version.
+	if out, err := exec.Command("sh", "-c", "echo new > "+m.path("f")).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	vs := m.versionsOf(t, "f")
+	if len(vs) != 2 || vs[1].Size != 4 {
+		t.Fatalf("after 'echo new > f': %d versions %+v, want 2 ending with 4 bytes", len(vs), vs)
+	}
+	// A bare truncate or a new empty file still makes its version, when
+	// the last writer lets go.
+	if out, err := exec.Command("sh", "-c", ": > "+m.path("f")+"; touch "+m.path("new")).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	waitFor(t, "the truncate's version", func() bool { return len(m.versionsOf(t, "f")) == 3 })
+	waitFor(t, "the new file's version", func() bool { return len(m.versionsOf(t, "new")) == 1 })
+	if vs := m.versionsOf(t, "f"); vs[2].Size != 0 {
+		t.Fatalf("truncated version has %d bytes", vs[2].Size)
 	}
 }

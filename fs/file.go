@@ -64,7 +64,14 @@ type staged struct {
 	f     *os.File
 	size  atomic.Int64
 	mtime atomic.Int64 // Unix nanoseconds
-	dirty atomic.Bool  // changed since the last commit
+	dirty atomic.Bool  // written since the last commit
+	// pending marks a change that is only a create or an O_TRUNC at open.
+	// Shells open with O_TRUNC, dup2 and close the first descriptor before
+	// the program writes anything: committing at that close would make an
+	// empty version of every "cmd > file". So a pending change waits for
+	// data (then it is part of that version) or for the last writer to go
+	// (then "touch new" and "> file" still make their version).
+	pending atomic.Bool
 }
 
 var (
@@ -143,7 +150,7 @@ func (n *fileNode) stageLocked(ctx context.Context, empty bool) error {
 		st.size.Store(rec.Size)
 	}
 	if empty && a.Size > 0 {
-		st.dirty.Store(true)
+		st.pending.Store(true)
 		st.mtime.Store(now().UnixNano())
 	}
 	n.st = st
@@ -157,7 +164,7 @@ func (n *fileNode) stageLocked(ctx context.Context, empty bool) error {
 // may write and everything is committed. n.mu must be held exclusively.
 func (n *fileNode) dropLocked() {
 	st := n.st
-	if st == nil || n.writers > 0 || st.dirty.Load() {
+	if st == nil || n.writers > 0 || st.dirty.Load() || st.pending.Load() {
 		return
 	}
 	st.f.Close()
@@ -168,17 +175,19 @@ func (n *fileNode) dropLocked() {
 	n.fs.mu.Unlock()
 }
 
-// commit makes the staging file a new version if it changed since the last
-// commit, and with drop also removes it when no writer is left.
-func (n *fileNode) commit(ctx context.Context, drop bool) error {
+// commit makes the staging file a new version if it was written since the
+// last commit. With last (no writer left, or shutting down) a pending create
+// or truncate counts as a change too, and the staging file is removed.
+func (n *fileNode) commit(ctx context.Context, last bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st := n.st
 	if st == nil {
 		return nil
 	}
-	if st.dirty.Load() {
+	if st.dirty.Load() || (last && st.pending.Load()) {
 		st.dirty.Store(false)
+		pending := st.pending.Swap(false)
 		size := st.size.Load()
 		mtime := time.Unix(0, st.mtime.Load())
 		_, err := n.fs.repo.Write(ctx, n.ino, io.NewSectionReader(st.f, 0, size), mtime, nil)
@@ -188,12 +197,13 @@ func (n *fileNode) commit(ctx context.Context, drop bool) error {
 			// file without history, its content goes with it.
 		case err != nil:
 			st.dirty.Store(true)
+			st.pending.Store(pending)
 			slog.Error("commit failed; the changes stay staged and are retried at the next close", "path", n.path(), "staging", st.f.Name(), "err", err)
 			return err
 		}
 		n.head.Store(nil)
 	}
-	if drop {
+	if last {
 		n.dropLocked()
 	}
 	return nil
@@ -216,12 +226,12 @@ func (n *fileNode) open(ctx context.Context, flags uint32, created bool) (gofs.F
 			if flags&syscall.O_TRUNC != 0 && st.size.Load() > 0 {
 				if err = st.f.Truncate(0); err == nil {
 					st.size.Store(0)
-					st.dirty.Store(true)
+					st.pending.Store(true)
 					st.mtime.Store(now().UnixNano())
 				}
 			}
 			if created {
-				st.dirty.Store(true) // a new file is a change, even empty
+				st.pending.Store(true) // a new file is a change, even empty
 			}
 			n.writers++
 		}

@@ -44,6 +44,10 @@ func Mount(f *FS, mountpoint string, mo MountOptions) (*fuse.Server, error) {
 			// As root, mount(2) directly; otherwise through fusermount3.
 			DirectMount:          os.Geteuid() == 0,
 			DisabledCapabilities: fuse.CAP_PASSTHROUGH,
+			// O_TRUNC arrives with the open instead of as a separate
+			// truncate before it, which would look like a change of its
+			// own and commit an empty version.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 		},
 	}
 	server, err := gofs.Mount(mountpoint, f.Root(), opts)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: install what is needed, build casfs, and run its
-# main job on the embedded local store: store a file, store a changed version,
-# list the versions and read the old one back.
+# main job on the embedded local store: mount it, copy files in, change one,
+# read the old version back from .versions/, restore it with cp, unmount, and
+# look at the store from the command line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -9,23 +10,48 @@ export PATH=$PATH:/usr/local/go/bin
 go build -o bin/casfs ./cmd/casfs
 casfs=$PWD/bin/casfs
 work=${CASFS_DEMO_DIR:-$(mktemp -d /tmp/casfs-demo.XXXXXX)}
-store=$work/store
-echo "== casfs init $store"
+store=$work/store mnt=$work/mnt
+mkdir -p "$mnt"
+
+step() { printf '\n== %s\n' "$*"; }
+step "casfs init $store"
 "$casfs" init "$store"
-seq 1 100000 >"$work/report.txt"
-echo "== casfs put: first version"
-"$casfs" put "$store" docs/report.txt "$work/report.txt"
-sed -i 's/^5000$/five thousand/' "$work/report.txt"
-echo "== casfs put: changed file, second version"
-"$casfs" put "$store" docs/report.txt "$work/report.txt"
-echo "== casfs versions"
+
+step "casfs mount $store $mnt (in the background; logs in $work/mount.log)"
+"$casfs" mount "$store" "$mnt" 2>"$work/mount.log" &
+pid=$!
+trap '"$casfs" umount "$mnt" 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
+mountpoint -q "$mnt" || { cat "$work/mount.log"; exit 1; }
+
+step "copy files in with cp"
+mkdir "$mnt/docs"
+seq 1 100000 >"$mnt/docs/report.txt"
+cp -r /usr/share/common-licenses "$mnt/licenses"
+ls -l "$mnt" "$mnt/docs"
+
+step "change a file: a new version on close"
+sed -i 's/^5000$/five thousand/' "$mnt/docs/report.txt"
+ls -l "$mnt/.versions/docs/report.txt/"
+
+step "read the old version back from .versions/"
+old=$(ls "$mnt/.versions/docs/report.txt/" | head -n 1)
+diff "$mnt/.versions/docs/report.txt/$old" "$mnt/docs/report.txt" || true
+
+step "restore it: cp makes a new version with the old content"
+cp "$mnt/.versions/docs/report.txt/$old" "$mnt/docs/report.txt"
+grep -c "five thousand" "$mnt/docs/report.txt" || true
+ls "$mnt/.versions/docs/report.txt/"
+
+step "casfs umount $mnt"
+"$casfs" umount "$mnt"
+wait $pid
+trap - EXIT
+
+step "casfs versions $store docs/report.txt"
 "$casfs" versions "$store" docs/report.txt
-first=$("$casfs" versions "$store" docs/report.txt | awk 'NR==2 {print $1}')
-echo "== casfs get --version $first (the old one), diff against the new one"
-"$casfs" get "$store" docs/report.txt --version "$first" -o "$work/old.txt"
-diff "$work/old.txt" "$work/report.txt" || true
-echo "== casfs stats"
+step "casfs stats $store"
 "$casfs" stats "$store"
-echo "== casfs fsck"
+step "casfs fsck $store"
 "$casfs" fsck "$store"
-echo "demo store left in $store"
+printf '\ndemo store left in %s (mount it again with: %s mount %s %s)\n' "$store" "$casfs" "$store" "$mnt"
