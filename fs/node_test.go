@@ -1,0 +1,163 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/casfs/casfs/chunkstore"
+	"github.com/casfs/casfs/chunkstore/mem"
+	"github.com/casfs/casfs/recipe"
+	"github.com/casfs/casfs/versions"
+)
+
+// newNodeFS builds a filesystem over an in-memory chunk store and a bbolt
+// catalog, with its node tree set up by go-fuse but no kernel: node methods
+// are called directly.
+func newNodeFS(t *testing.T) (*FS, *dirNode) {
+	t.Helper()
+	cfg := chunkstore.DefaultConfig()
+	cfg.ID = "node-test"
+	cfg.Chunker = chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 1 << 10, Avg: 4 << 10, Max: 16 << 10}
+	enc, err := chunkstore.NewEncoded(mem.New(), cfg.Hash, cfg.Compression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := versions.OpenBolt(filepath.Join(t.TempDir(), "meta.db"), versions.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := versions.New(cfg, enc, cat)
+	t.Cleanup(func() { repo.Close() })
+	f, err := New(repo, Options{StagingDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := f.Root()
+	gofs.NewNodeFS(root, &gofs.Options{})
+	return f, root.(*dirNode)
+}
+
+func TestNodeWriteCommitRead(t *testing.T) {
+	ctx := context.Background()
+	f, root := newNodeFS(t)
+	var out fuse.EntryOut
+	dir, errno := root.Mkdir(ctx, "d", 0o755, &out)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	d := dir.Operations().(*dirNode)
+	ch, fh, _, errno := d.Create(ctx, "f.txt", syscall.O_RDWR, 0o644, &out)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	h := fh.(*handle)
+	data := randBytes(50<<10, 7)
+	if n, errno := h.Write(ctx, data, 0); errno != 0 || int(n) != len(data) {
+		t.Fatalf("write: %d %v", n, errno)
+	}
+	if errno := h.Flush(ctx); errno != 0 {
+		t.Fatal(errno)
+	}
+	fn := ch.Operations().(*fileNode)
+	vs, err := f.cat.Versions(ctx, fn.ino)
+	if err != nil || len(vs) != 1 || vs[0].Size != int64(len(data)) {
+		t.Fatalf("after flush: %+v %v", vs, err)
+	}
+	// A second flush with no change commits nothing.
+	h.Flush(ctx)
+	if vs, _ := f.cat.Versions(ctx, fn.ino); len(vs) != 1 {
+		t.Fatalf("unchanged flush made a version: %d", len(vs))
+	}
+	if errno := h.Release(ctx); errno != 0 {
+		t.Fatal(errno)
+	}
+	if fn.st != nil {
+		t.Fatal("staging file kept after the last writer released")
+	}
+	// Reads now go through HEAD's recipe, including one inside a chunk.
+	rh, _, errno := fn.Open(ctx, syscall.O_RDONLY)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	for _, r := range []struct{ off, n int }{{0, 100}, {5000, 10}, {len(data) - 7, 100}} {
+		res, errno := rh.(*handle).Read(ctx, make([]byte, r.n), int64(r.off))
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		got, _ := res.Bytes(nil)
+		want := data[r.off:min(r.off+r.n, len(data))]
+		if string(got) != string(want) {
+			t.Fatalf("read %d+%d: got %d bytes, wrong", r.off, r.n, len(got))
+		}
+	}
+}
+
+func TestNodeReservedAndReadOnly(t *testing.T) {
+	ctx := context.Background()
+	_, root := newNodeFS(t)
+	var out fuse.EntryOut
+	if _, errno := root.Mkdir(ctx, versionsName, 0o755, &out); errno != syscall.EEXIST {
+		t.Fatalf("mkdir .versions: %v", errno)
+	}
+	hist, errno := root.Lookup(ctx, versionsName, &out)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	h := hist.Operations().(*histDir)
+	if _, errno := h.Mkdir(ctx, "x", 0o755, &out); errno != syscall.EROFS {
+		t.Fatalf("mkdir in .versions: %v", errno)
+	}
+	if errno := root.Rename(ctx, "nothing", h, "x", 0); errno != syscall.EROFS {
+		t.Fatalf("rename into .versions: %v", errno)
+	}
+	stream, errno := root.Readdir(ctx)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	for stream.HasNext() {
+		e, _ := stream.Next()
+		if e.Name == versionsName {
+			t.Fatal(".versions listed in the root")
+		}
+	}
+}
+
+func TestVersionName(t *testing.T) {
+	id, _ := versions.ParseVersionID("2026-11-22T01-47-03.123456789Z")
+	for in, want := range map[string]string{
+		"report.txt":     "report.2026-11-22T01-47-03.123456789Z.txt",
+		"archive.tar.gz": "archive.tar.2026-11-22T01-47-03.123456789Z.gz",
+		"Makefile":       "Makefile.2026-11-22T01-47-03.123456789Z",
+		".bashrc":        ".bashrc.2026-11-22T01-47-03.123456789Z",
+	} {
+		if got := versionName(in, id); got != want {
+			t.Errorf("versionName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestErrnoTable(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want syscall.Errno
+	}{
+		{fmt.Errorf("lookup x: %w", versions.ErrNotExist), syscall.ENOENT},
+		{fmt.Errorf("rmdir: %w", versions.ErrNotEmpty), syscall.ENOTEMPTY},
+		{&chunkstore.CorruptError{Reason: "bad"}, syscall.EIO},
+		{fmt.Errorf("decode: %w", recipe.ErrInvalid), syscall.EIO},
+		{fmt.Errorf("write: %w", syscall.ENOSPC), syscall.ENOSPC},
+		{errors.New("something unknown"), syscall.EIO},
+		{nil, 0},
+	} {
+		if got := toErrno(c.err, "test"); got != c.want {
+			t.Errorf("toErrno(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
