@@ -93,7 +93,7 @@ func (d *dirNode) create(ctx context.Context, name string, mode uint32, target s
 		return nil, a, toErrno(err, "create", "dir", d.path(), "name", name)
 	}
 	ch := d.fs.newChild(ctx, &d.Inode, a)
-	fillAttr(a, &out.Attr)
+	entryAttr(ch, a, out)
 	return ch, a, 0
 }
 

@@ -32,9 +32,9 @@ type fileNode struct {
 	// head caches HEAD's recipe; nil when not loaded or HEAD moved.
 	head atomic.Pointer[recipe.Recipe]
 
-	// last is the last attribute the catalog gave. A file unlinked while
-	// open, with no version yet, is gone from the catalog but not from its
-	// open handles: they keep seeing it through last, with no links.
+	// last is the last attribute the catalog gave. A file whose last name
+	// went while it had no version is gone from the catalog but not from
+	// its open handles: they keep seeing it through last, with no links.
 	last atomic.Pointer[versions.Attr]
 }
 
@@ -47,10 +47,9 @@ func (n *fileNode) attr(ctx context.Context) (versions.Attr, error) {
 		return a, nil
 	}
 	if errors.Is(err, versions.ErrNotExist) {
-		n.mu.RLock()
-		open := n.st != nil
-		n.mu.RUnlock()
-		if l := n.last.Load(); l != nil && open {
+		// The kernel only asks about an inode it still holds: open, or
+		// cached. ENOENT from fstat of an open descriptor is never right.
+		if l := n.last.Load(); l != nil {
 			a := *l
 			a.Nlink = 0
 			return a, nil
@@ -72,6 +71,37 @@ type staged struct {
 	// data (then it is part of that version) or for the last writer to go
 	// (then "touch new" and "> file" still make their version).
 	pending atomic.Bool
+
+	// prefix holds extents of the last committed recipe that still describe
+	// bytes [0, base) of the staging file: every write below base cuts it.
+	// A commit chunks only from base (versions.WriteFrom), so appending to or
+	// editing the end of a large file does not re-read all of it.
+	pmu    sync.Mutex
+	prefix []recipe.Extent
+	base   atomic.Int64
+}
+
+// cut records that bytes from off on changed.
+func (st *staged) cut(off int64) {
+	if off >= st.base.Load() {
+		return
+	}
+	st.pmu.Lock()
+	if off < st.base.Load() {
+		var b int64
+		st.prefix, b = versions.CutPrefix(st.prefix, off)
+		st.base.Store(b)
+	}
+	st.pmu.Unlock()
+}
+
+// setPrefix makes rec's reusable extents the prefix.
+func (st *staged) setPrefix(rec *recipe.Recipe) {
+	st.pmu.Lock()
+	p, b := versions.Reusable(rec)
+	st.prefix = p
+	st.base.Store(b)
+	st.pmu.Unlock()
 }
 
 var (
@@ -148,6 +178,7 @@ func (n *fileNode) stageLocked(ctx context.Context, empty bool) error {
 			return err
 		}
 		st.size.Store(rec.Size)
+		st.setPrefix(rec)
 	}
 	if empty && a.Size > 0 {
 		st.pending.Store(true)
@@ -190,7 +221,14 @@ func (n *fileNode) commit(ctx context.Context, last bool) error {
 		pending := st.pending.Swap(false)
 		size := st.size.Load()
 		mtime := time.Unix(0, st.mtime.Load())
-		_, err := n.fs.repo.Write(ctx, n.ino, io.NewSectionReader(st.f, 0, size), mtime, nil)
+		st.cut(size) // a shrunk file ends before the old cut points
+		st.pmu.Lock()
+		prefix, base := st.prefix, st.base.Load()
+		st.pmu.Unlock()
+		_, rec, err := n.fs.repo.WriteFrom(ctx, n.ino, st.f, size, prefix, base, mtime)
+		if err == nil {
+			st.setPrefix(rec)
+		}
 		switch {
 		case errors.Is(err, versions.ErrNotExist):
 			// Unlinked while open and never committed: like any deleted
@@ -225,6 +263,7 @@ func (n *fileNode) open(ctx context.Context, flags uint32, created bool) (gofs.F
 			st := n.st
 			if flags&syscall.O_TRUNC != 0 && st.size.Load() > 0 {
 				if err = st.f.Truncate(0); err == nil {
+					st.cut(0)
 					st.size.Store(0)
 					st.pending.Store(true)
 					st.mtime.Store(now().UnixNano())
@@ -254,6 +293,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		if err == nil {
 			st := n.st
 			if err = st.f.Truncate(int64(sz)); err == nil {
+				st.cut(int64(sz))
 				if st.size.Swap(int64(sz)) != int64(sz) {
 					st.dirty.Store(true)
 				}
@@ -333,6 +373,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	if st == nil || !h.write {
 		return 0, syscall.EBADF
 	}
+	st.cut(off)
 	k, err := st.f.WriteAt(data, off)
 	if k > 0 {
 		end := off + int64(k)
@@ -394,6 +435,7 @@ func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uin
 	if st == nil || !h.write {
 		return syscall.EBADF
 	}
+	st.cut(int64(off)) // punching a hole changes data
 	if err := syscall.Fallocate(int(st.f.Fd()), mode, int64(off), int64(size)); err != nil {
 		return toErrno(err, "fallocate", "path", n.path())
 	}

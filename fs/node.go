@@ -144,6 +144,7 @@ func (f *FS) newChild(ctx context.Context, parent *gofs.Inode, a versions.Attr) 
 // and mtime into account.
 func entryAttr(ch *gofs.Inode, a versions.Attr, out *fuse.EntryOut) {
 	if fn, ok := ch.Operations().(*fileNode); ok {
+		fn.last.Store(&a)
 		a = fn.overlay(a)
 	}
 	fillAttr(a, &out.Attr)

@@ -1,0 +1,81 @@
+package versions
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/casfs/casfs/chunkstore"
+	"github.com/casfs/casfs/recipe"
+)
+
+// WriteFrom commits the size bytes of src as a new version of ino, reusing
+// prefix (extents of an earlier version that cover bytes [0, base) which
+// have not changed since) and chunking only [base, size).
+//
+// It relies on a property of the chunkers: every extent start in a recipe is
+// a cut point, and chunking restarted at a cut point finds the same
+// boundaries as chunking from the start. So an append or an edit near the
+// end of a large file costs the chunks after the edit, not the whole file,
+// and the recipe is the same as a full Write would make. base must be a cut
+// point (0, or the start of an extent of a recipe of this store) and prefix
+// must only hold extents ending at or before it.
+//
+// It returns the version and its recipe. The next call can reuse that
+// recipe's extents except the last, whose end is the end of the file rather
+// than a cut point (see Reusable).
+func (r *Repo) WriteFrom(ctx context.Context, ino Ino, src io.ReaderAt, size int64, prefix []recipe.Extent, base int64, mtime time.Time) (Version, *recipe.Recipe, error) {
+	if base > size || (len(prefix) > 0 && prefix[len(prefix)-1].End() > base) {
+		return Version{}, nil, fmt.Errorf("WriteFrom: prefix ending at %d does not fit base %d and size %d", prefixEnd(prefix), base, size)
+	}
+	var held []chunkstore.ID
+	defer func() { r.guard.release(held) }()
+	// The prefix's chunks belong to a committed version, but it may be
+	// removed while this commit runs; hold them like any chunk it uses.
+	for _, e := range prefix {
+		r.guard.hold(e.ID)
+		held = append(held, e.ID)
+	}
+	rest, restHeld, err := r.storeContent(ctx, io.NewSectionReader(src, base, size-base), nil)
+	held = append(held, restHeld...)
+	if err != nil {
+		return Version{}, nil, err
+	}
+	rec := &recipe.Recipe{Size: size, Extents: make([]recipe.Extent, 0, len(prefix)+len(rest.Extents))}
+	rec.Extents = append(rec.Extents, prefix...)
+	for _, e := range rest.Extents {
+		e.Offset += base
+		rec.Extents = append(rec.Extents, e)
+	}
+	v, err := r.commitRecipe(ctx, ino, rec, mtime, &held)
+	return v, rec, err
+}
+
+// Reusable returns the part of rec a later WriteFrom of the same file may
+// reuse, and where chunking must restart: every extent but the last.
+func Reusable(rec *recipe.Recipe) ([]recipe.Extent, int64) {
+	if rec == nil || len(rec.Extents) == 0 {
+		return nil, 0
+	}
+	n := len(rec.Extents) - 1
+	return rec.Extents[:n:n], rec.Extents[n].Offset
+}
+
+// CutPrefix shortens a reusable prefix so that it covers no byte at or
+// after off (a write there changed them), and returns the new restart
+// point: the end of the last extent kept.
+func CutPrefix(prefix []recipe.Extent, off int64) ([]recipe.Extent, int64) {
+	i := len(prefix)
+	for i > 0 && prefix[i-1].End() > off {
+		i--
+	}
+	return prefix[:i:i], prefixEnd(prefix[:i])
+}
+
+func prefixEnd(p []recipe.Extent) int64 {
+	if len(p) == 0 {
+		return 0
+	}
+	return p[len(p)-1].End()
+}

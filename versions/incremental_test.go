@@ -1,0 +1,103 @@
+package versions
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/casfs/casfs/chunkstore"
+	"github.com/casfs/casfs/chunkstore/mem"
+	"github.com/casfs/casfs/recipe"
+)
+
+func newIncRepo(t *testing.T) (*Repo, Ino) {
+	t.Helper()
+	cfg := chunkstore.DefaultConfig()
+	cfg.ID = "inc"
+	cfg.Chunker = chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 1 << 10, Avg: 4 << 10, Max: 16 << 10}
+	enc, err := chunkstore.NewEncoded(mem.New(), cfg.Hash, cfg.Compression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := OpenBolt(filepath.Join(t.TempDir(), "meta.db"), BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(cfg, enc, cat)
+	t.Cleanup(func() { r.Close() })
+	a, err := cat.Create(context.Background(), RootIno, "f", Attr{Mode: ModeRegular | 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, a.Ino
+}
+
+// TestWriteFromMatchesWrite checks that an incremental commit after an
+// edit gives the same recipe as chunking the whole file again.
+func TestWriteFromMatchesWrite(t *testing.T) {
+	ctx := context.Background()
+	r, ino := newIncRepo(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := make([]byte, 300<<10)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	clear(data[100<<10 : 180<<10]) // a run of zeros: holes
+	_, rec, err := r.WriteFrom(ctx, ino, bytes.NewReader(data), int64(len(data)), nil, 0, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edits := []struct {
+		name string
+		edit func([]byte) ([]byte, int64) // new content, lowest changed offset
+	}{
+		{"append", func(b []byte) ([]byte, int64) { return append(b, bytes.Repeat([]byte("tail"), 5000)...), int64(len(b)) }},
+		{"overwrite near the end", func(b []byte) ([]byte, int64) { copy(b[len(b)-3000:], "changed"); return b, int64(len(b) - 3000) }},
+		{"overwrite in the middle", func(b []byte) ([]byte, int64) { copy(b[50<<10:], "middle"); return b, 50 << 10 }},
+		{"write into the hole", func(b []byte) ([]byte, int64) { copy(b[150<<10:], "in the hole"); return b, 150 << 10 }},
+		{"truncate", func(b []byte) ([]byte, int64) { return b[:200<<10], 200 << 10 }},
+		{"rewrite from zero", func(b []byte) ([]byte, int64) { b[0] ^= 1; return b, 0 }},
+	}
+	for _, e := range edits {
+		var off int64
+		data, off = e.edit(data)
+		prefix, base := Reusable(rec)
+		if off < base {
+			prefix, base = CutPrefix(prefix, off)
+		}
+		if base > int64(len(data)) {
+			prefix, base = CutPrefix(prefix, int64(len(data)))
+		}
+		_, got, err := r.WriteFrom(ctx, ino, bytes.NewReader(data), int64(len(data)), prefix, base, time.Time{})
+		if err != nil {
+			t.Fatalf("%s: %v", e.name, err)
+		}
+		full, _, err := r.storeContent(ctx, bytes.NewReader(data), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameRecipe(got, full) {
+			t.Fatalf("%s: incremental recipe (%d extents) differs from a full chunking (%d)", e.name, len(got.Extents), len(full.Extents))
+		}
+		var out bytes.Buffer
+		if err := r.CopyOut(ctx, got, &out, nil); err != nil || !bytes.Equal(out.Bytes(), data) {
+			t.Fatalf("%s: content differs (%v)", e.name, err)
+		}
+		rec = got
+	}
+}
+
+func sameRecipe(a, b *recipe.Recipe) bool {
+	if a.Size != b.Size || len(a.Extents) != len(b.Extents) {
+		return false
+	}
+	for i := range a.Extents {
+		if a.Extents[i] != b.Extents[i] {
+			return false
+		}
+	}
+	return true
+}
