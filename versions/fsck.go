@@ -30,6 +30,10 @@ func (p Problem) String() string {
 	return s + p.Err.Error()
 }
 
+// errMissing is a Problem's error for a chunk not in the store: short for
+// the report, and still matching chunkstore.ErrNotFound.
+var errMissing = fmt.Errorf("missing: %w", chunkstore.ErrNotFound)
+
 // FsckStats counts what fsck looked at.
 type FsckStats struct {
 	Versions int
@@ -98,7 +102,7 @@ func (r *Repo) Fsck(ctx context.Context, report func(Problem), progress Progress
 					return ctx.Err()
 				}
 				if errors.Is(err, chunkstore.ErrNotFound) {
-					err = errors.New("missing")
+					err = errMissing
 				}
 				bad(e.ID, e.Offset, err)
 			}

@@ -67,7 +67,11 @@ type Progress func(n int64)
 // stored are leaked until gc.
 func (r *Repo) Write(ctx context.Context, ino Ino, src io.Reader, mtime time.Time, progress Progress) (Version, error) {
 	rec, held, err := r.storeContent(ctx, src, progress)
-	defer r.guard.release(held)
+	// A closure, not release(held): commitRecipe appends the recipe's ID,
+	// which a deferred call's arguments, evaluated now, would not include,
+	// and the recipe would stay held (never collected) for the life of
+	// the Repo.
+	defer func() { r.guard.release(held) }()
 	if err != nil {
 		return Version{}, err
 	}

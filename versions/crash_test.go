@@ -1,0 +1,320 @@
+package versions_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/casfs/casfs/chunkstore"
+	"github.com/casfs/casfs/versions"
+)
+
+// Crash ordering: a Write that fails at any step (the Has or Put of any
+// chunk, the recipe's Put, the catalog's Commit, reading the source) must
+// commit nothing, leave every earlier version intact and fsck clean, and
+// leave only orphans that gc reclaims.
+
+var errInjected = errors.New("injected fault")
+
+// fault makes calls of one method fail, in the manner of kopia's
+// blobtesting.FaultyStorage: the nth call after the fault is armed, or, with
+// repeat, that one and every later one.
+type fault struct {
+	method string // "Put" or "Has"
+	nth    int    // 1-based
+	repeat bool
+	// before runs instead of failing with errInjected when set, and the
+	// call goes on (e.g. to cancel the write's context).
+	before func()
+
+	calls int
+	fired int
+}
+
+// faultyStore injects faults into the calls that reach the store below.
+type faultyStore struct {
+	chunkstore.Store
+	mu     sync.Mutex
+	faults []*fault
+}
+
+func (s *faultyStore) wrap(inner chunkstore.Store) chunkstore.Store {
+	s.Store = inner
+	return s
+}
+
+// add arms f, replacing any fault armed before.
+func (s *faultyStore) add(f *fault) {
+	s.mu.Lock()
+	s.faults = []*fault{f}
+	s.mu.Unlock()
+}
+
+func (s *faultyStore) clear() {
+	s.mu.Lock()
+	s.faults = nil
+	s.mu.Unlock()
+}
+
+// check counts a call of method and returns the injected error, if any.
+func (s *faultyStore) check(method string) error {
+	s.mu.Lock()
+	var before func()
+	var err error
+	for _, f := range s.faults {
+		if f.method != method {
+			continue
+		}
+		f.calls++
+		if f.calls == f.nth || f.repeat && f.calls > f.nth {
+			f.fired++
+			if f.before != nil {
+				before = f.before
+			} else {
+				err = fmt.Errorf("%w: %s call %d", errInjected, method, f.calls)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if before != nil {
+		before()
+	}
+	return err
+}
+
+func (s *faultyStore) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
+	if err := s.check("Put"); err != nil {
+		return err
+	}
+	return s.Store.Put(ctx, id, data)
+}
+
+func (s *faultyStore) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
+	if err := s.check("Has"); err != nil {
+		return false, err
+	}
+	return s.Store.Has(ctx, id)
+}
+
+// crashFixture is a repo with history, and content to write whose chunks
+// are partly in the store already.
+type crashFixture struct {
+	r       *testRepo
+	fs      *faultyStore
+	m       model
+	ino     versions.Ino // the file the write under test goes to
+	history []versions.Version
+	next    []byte // the content of the write under test
+	baseSet map[chunkstore.ID]bool
+}
+
+func newCrashFixture(t *testing.T, wrapCat func(versions.Catalog) versions.Catalog) *crashFixture {
+	fs := &faultyStore{}
+	r := newRepo(t, repoOptions{cfg: smallConfig(), wrap: fs.wrap, wrapCat: wrapCat})
+	f := &crashFixture{r: r, fs: fs, m: model{}}
+	a := r.create("/docs/a")
+	f.ino = a.Ino
+	v1 := randomBytes(100, 150*kiB)
+	for _, data := range [][]byte{v1, randomBytes(101, 120*kiB)} {
+		v := r.write(a.Ino, data)
+		f.m[v.ID] = data
+		f.history = append(f.history, v)
+	}
+	data := randomBytes(102, 90*kiB)
+	v := r.write(r.create("/b").Ino, data)
+	f.m[v.ID] = data
+	// New content that reuses v1's chunks, with holes.
+	f.next = concat(v1[:100*kiB], randomBytes(103, 200*kiB), make([]byte, 200*kiB), randomBytes(104, 10*kiB))
+	f.baseSet = r.stored()
+	return f
+}
+
+// checkNothingCommitted checks the state a failed write must leave: the
+// history as it was, every version reading back, fsck clean, and gc taking
+// the store back to what it held before. It returns the orphans gc deleted.
+func (f *crashFixture) checkNothingCommitted(t *testing.T) int {
+	t.Helper()
+	r := f.r
+	vs := r.versionsOf(f.ino)
+	if len(vs) != len(f.history) {
+		t.Fatalf("the failed write left %d versions, want %d", len(vs), len(f.history))
+	}
+	for i := range vs {
+		if vs[i] != f.history[i] {
+			t.Fatalf("version %d is %+v, was %+v", i, vs[i], f.history[i])
+		}
+	}
+	a, err := r.Catalog().GetAttr(context.Background(), f.ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head := f.history[len(f.history)-1]; a.Head != head.ID || a.Size != head.Size || a.Recipe != head.Recipe {
+		t.Fatalf("HEAD moved: attr %+v", a)
+	}
+	r.fsckClean()
+	f.m.check(t, r)
+	st := checkGC(t, r)
+	if got := r.stored(); len(got) != len(f.baseSet) {
+		t.Fatalf("after gc the store has %d chunks, had %d before the write", len(got), len(f.baseSet))
+	}
+	f.m.check(t, r)
+	return st.Deleted
+}
+
+// TestWriteFailsAtEveryStep fails a Write at each Put and each Has it makes,
+// one at a time, and with every Put from some point on failing, and with the
+// write's context cancelled at each Put.
+func TestWriteFailsAtEveryStep(t *testing.T) {
+	// Count the calls a clean write makes, on a copy of the fixture.
+	probe := newCrashFixture(t, nil)
+	counter := &fault{method: "Put", nth: -1}
+	hasCounter := &fault{method: "Has", nth: -1}
+	probe.fs.mu.Lock()
+	probe.fs.faults = []*fault{counter, hasCounter}
+	probe.fs.mu.Unlock()
+	v := probe.r.write(probe.ino, probe.next)
+	rec := probe.r.recipe(v)
+	puts, has := counter.calls, hasCounter.calls
+	newChunks := len(probe.r.stored()) - len(probe.baseSet)
+	if puts != newChunks || puts < 5 || has <= puts || len(rec.Extents) >= has {
+		t.Fatalf("clean write: %d puts, %d has, %d new chunks, %d extents; the test wants new and reused chunks",
+			puts, has, newChunks, len(rec.Extents))
+	}
+	t.Logf("a clean write makes %d Has and %d Put calls (the last Put is the recipe's)", has, puts)
+
+	modes := []struct {
+		name  string
+		steps int
+		fault func(n int, cancel context.CancelFunc) *fault
+		want  error
+	}{
+		{"nth put fails", puts, func(n int, _ context.CancelFunc) *fault {
+			return &fault{method: "Put", nth: n}
+		}, errInjected},
+		{"puts fail from the nth on", puts, func(n int, _ context.CancelFunc) *fault {
+			return &fault{method: "Put", nth: n, repeat: true}
+		}, errInjected},
+		{"nth has fails", has, func(n int, _ context.CancelFunc) *fault {
+			return &fault{method: "Has", nth: n}
+		}, errInjected},
+		{"cancelled at the nth put", puts, func(n int, cancel context.CancelFunc) *fault {
+			return &fault{method: "Put", nth: n, before: cancel}
+		}, context.Canceled},
+	}
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			f := newCrashFixture(t, nil)
+			lastOrphans := 0
+			for n := 1; n <= mode.steps; n++ {
+				ctx, cancel := context.WithCancel(context.Background())
+				flt := mode.fault(n, cancel)
+				f.fs.add(flt)
+				_, err := f.r.Write(ctx, f.ino, bytes.NewReader(f.next), time.Time{}, nil)
+				f.fs.clear()
+				cancel()
+				if !errors.Is(err, mode.want) {
+					t.Fatalf("step %d: Write: %v, want %v", n, err, mode.want)
+				}
+				if flt.fired == 0 {
+					t.Fatalf("step %d: the fault never fired (%d calls)", n, flt.calls)
+				}
+				lastOrphans = f.checkNothingCommitted(t)
+			}
+			// Failing the last Put (the recipe's, which comes after every
+			// data chunk) orphans every new data chunk.
+			if mode.name == "nth put fails" && lastOrphans != puts-1 {
+				t.Errorf("failing the recipe's put left %d orphans, want %d", lastOrphans, puts-1)
+			}
+			// With the faults gone the same write works.
+			v := f.r.write(f.ino, f.next)
+			f.r.mustRead(v, f.next)
+			f.r.fsckClean()
+		})
+	}
+}
+
+// failingCatalog fails Commit while fail is set.
+type failingCatalog struct {
+	versions.Catalog
+	fail atomic.Bool
+}
+
+func (c *failingCatalog) Commit(ctx context.Context, ino versions.Ino, v versions.Version) (versions.Version, error) {
+	if c.fail.Load() {
+		return versions.Version{}, fmt.Errorf("commit %d: %w", ino, errInjected)
+	}
+	return c.Catalog.Commit(ctx, ino, v)
+}
+
+// TestWriteCommitFails: the catalog refuses the version after every chunk
+// and the recipe are stored.
+func TestWriteCommitFails(t *testing.T) {
+	cat := &failingCatalog{}
+	f := newCrashFixture(t, func(c versions.Catalog) versions.Catalog { cat.Catalog = c; return cat })
+	cat.fail.Store(true)
+	_, err := f.r.Write(context.Background(), f.ino, bytes.NewReader(f.next), time.Time{}, nil)
+	if !errors.Is(err, errInjected) {
+		t.Fatalf("Write: %v, want the catalog's error", err)
+	}
+	cat.fail.Store(false)
+	// Every new data chunk and the recipe were stored, and are orphans.
+	newChunks := 0
+	for _, e := range f.r.recipe(versions.Version{Recipe: lastRecipe(t, f)}).Extents {
+		if !f.baseSet[e.ID] {
+			newChunks++
+		}
+	}
+	if orphans := f.checkNothingCommitted(t); orphans != newChunks+1 {
+		t.Errorf("gc found %d orphans after a failed commit; want the %d new chunks and the recipe", orphans, newChunks)
+	}
+}
+
+// lastRecipe finds the recipe among the chunks stored since the fixture was
+// made.
+func lastRecipe(t *testing.T, f *crashFixture) chunkstore.ID {
+	t.Helper()
+	for id := range f.r.stored() {
+		if f.baseSet[id] {
+			continue
+		}
+		b, err := f.r.Fetch(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if isRecipe(b) {
+			return id
+		}
+	}
+	t.Fatal("no recipe was stored")
+	return chunkstore.ID{}
+}
+
+// errReader returns data and then err.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		return n, e.err
+	}
+	return n, err
+}
+
+// TestWriteSourceFails: the content cannot be read to the end.
+func TestWriteSourceFails(t *testing.T) {
+	f := newCrashFixture(t, nil)
+	_, err := f.r.Write(context.Background(), f.ino, &errReader{bytes.NewReader(f.next), errInjected}, time.Time{}, nil)
+	if !errors.Is(err, errInjected) {
+		t.Fatalf("Write: %v, want the reader's error", err)
+	}
+	f.checkNothingCommitted(t)
+}
