@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path"
 	"syscall"
@@ -74,8 +75,10 @@ func runPut(ctx context.Context, args []string) error {
 	}
 	name := parts[len(parts)-1]
 	a, err := cat.Lookup(ctx, dir.Ino, name)
+	created := false
 	if errors.Is(err, versions.ErrNotExist) {
 		a, err = cat.Create(ctx, dir.Ino, name, versions.Attr{Mode: versions.ModeRegular | mode, Uid: uid, Gid: gid})
+		created = err == nil
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
@@ -87,6 +90,14 @@ func runPut(ctx context.Context, args []string) error {
 	v, err := r.Write(ctx, a.Ino, in, mtime, bar.add)
 	bar.done()
 	if err != nil {
+		if created {
+			// Take back the empty file made for the write, so a failed put
+			// leaves PATH as it was. Best effort, and not on ctx: an
+			// interrupted put should clean up too.
+			if rerr := cat.Remove(context.WithoutCancel(ctx), dir.Ino, name, false); rerr != nil {
+				slog.Warn("removing the empty file left by the failed put", "path", p, "err", rerr)
+			}
+		}
 		return fmt.Errorf("%s: %w (nothing committed)", p, err)
 	}
 	fmt.Printf("%s\t%s\t%d\n", path.Join(parts...), v.ID, v.Size)

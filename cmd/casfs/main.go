@@ -92,11 +92,15 @@ func run(argv []string) int {
 		return exitUsage
 	}
 	fs := newFlagSet(c)
-	if err := fs.Parse(argv[1:]); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			printHelp(os.Stdout, c, fs)
-			return exitOK
-		}
+	err := fs.Parse(argv[1:])
+	// pflag returns ErrHelp only when no "help" flag is defined; ours is,
+	// so -h/--help has to be looked at here, before the arguments are
+	// counted (or, worse, the command run).
+	if help, _ := fs.GetBool("help"); help || errors.Is(err, pflag.ErrHelp) {
+		printHelp(os.Stdout, c, fs)
+		return exitOK
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "casfs %s: %v\n\n", c.name, err)
 		printUsage(os.Stderr, c, fs)
 		return exitUsage
@@ -117,7 +121,7 @@ func run(argv []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := c.run(ctx, args)
+	err = c.run(ctx, args)
 	if err == nil {
 		return exitOK
 	}

@@ -1,0 +1,621 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/casfs/casfs/chunkstore"
+	"github.com/casfs/casfs/chunkstore/chunkstoretest"
+	"github.com/casfs/casfs/chunkstore/local"
+	"github.com/casfs/casfs/recipe"
+	"github.com/casfs/casfs/versions"
+)
+
+// End-to-end tests of the casfs binary: built once, run as a user would,
+// checking output, exit codes and messages.
+
+var casfsBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "casfs-cli-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	casfsBin = filepath.Join(dir, "casfs")
+	args := []string{"build", "-o", casfsBin}
+	if raceEnabled() {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building casfs:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// raceEnabled reports whether this test binary was built with -race, so the
+// binary under test is too.
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" && s.Value == "true" {
+			return true
+		}
+	}
+	return false
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// cli runs the binary with args and stdin (nil: empty).
+func cli(t *testing.T, stdin []byte, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(casfsBin, args...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	// Under -race: no 1 s pause at exit, and a race is a failure (exit 66).
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0 halt_on_error=1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	res := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		res.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("casfs %s: %v", strings.Join(args, " "), err)
+	}
+	return res
+}
+
+// ok runs casfs and fails the test unless it exits 0.
+func ok(t *testing.T, stdin []byte, args ...string) result {
+	t.Helper()
+	res := cli(t, stdin, args...)
+	if res.code != 0 {
+		t.Fatalf("casfs %s: %v", strings.Join(args, " "), res)
+	}
+	return res
+}
+
+// fails runs casfs and checks its exit code and that stderr mentions each of
+// wants.
+func fails(t *testing.T, code int, wants []string, args ...string) result {
+	t.Helper()
+	res := cli(t, nil, args...)
+	if res.code != code {
+		t.Fatalf("casfs %s: exit %d, want %d\n%v", strings.Join(args, " "), res.code, code, res)
+	}
+	for _, w := range wants {
+		if !strings.Contains(res.stderr, w) {
+			t.Errorf("casfs %s: stderr does not mention %q:\n%s", strings.Join(args, " "), w, res.stderr)
+		}
+	}
+	return res
+}
+
+// newStore inits a store with small chunks, so small files have several.
+func newStore(t *testing.T) string {
+	t.Helper()
+	store := filepath.Join(t.TempDir(), "store")
+	res := ok(t, nil, "init", "--chunk-size", "64K", store)
+	if !strings.Contains(res.stdout, "created casfs store at "+store) {
+		t.Fatalf("init said %q", res.stdout)
+	}
+	return store
+}
+
+// writeFile writes data to a new file in a temp dir and returns its name.
+func writeFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// put stores data at p and returns the new version's ID, checking put's
+// output line "PATH\tVERSION\tSIZE".
+func put(t *testing.T, store, p string, data []byte) string {
+	t.Helper()
+	res := ok(t, nil, "put", store, p, writeFile(t, "src", data))
+	f := strings.Split(strings.TrimSuffix(res.stdout, "\n"), "\t")
+	if len(f) != 3 || f[0] != strings.Trim(p, "/") || f[2] != strconv.Itoa(len(data)) {
+		t.Fatalf("put printed %q, want %s<TAB>VERSION<TAB>%d", res.stdout, p, len(data))
+	}
+	if _, err := versions.ParseVersionID(f[1]); err != nil {
+		t.Fatalf("put printed version %q: %v", f[1], err)
+	}
+	return f[1]
+}
+
+// versionLines runs `casfs versions` and returns its lines after the
+// header, split into fields.
+func versionLines(t *testing.T, store, p string) [][]string {
+	t.Helper()
+	res := ok(t, nil, "versions", store, p)
+	lines := strings.Split(strings.TrimSuffix(res.stdout, "\n"), "\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "VERSION") {
+		t.Fatalf("versions printed %q", res.stdout)
+	}
+	var out [][]string
+	for _, l := range lines[1:] {
+		out = append(out, strings.Fields(l))
+	}
+	return out
+}
+
+func getBytes(t *testing.T, store, p string, args ...string) []byte {
+	t.Helper()
+	return []byte(ok(t, nil, append([]string{"get", store, p}, args...)...).stdout)
+}
+
+// statValue returns the number on the line of `casfs stats` that starts with
+// label.
+func statValue(t *testing.T, store, label string) int64 {
+	t.Helper()
+	res := ok(t, nil, "stats", store)
+	for _, l := range strings.Split(res.stdout, "\n") {
+		if rest, found := strings.CutPrefix(l, label+":"); found {
+			n, err := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+			if err != nil {
+				t.Fatalf("stats line %q: %v", l, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("stats has no %q line:\n%s", label, res.stdout)
+	return 0
+}
+
+var gcLine = regexp.MustCompile(`^(\d+) chunks, (\d+) in use, (\d+) deleted \(.* freed\)\n$`)
+
+// gc runs `casfs gc` and returns how many chunks it deleted.
+func gc(t *testing.T, store string) int {
+	t.Helper()
+	res := ok(t, nil, "gc", store)
+	m := gcLine.FindStringSubmatch(res.stdout)
+	if m == nil {
+		t.Fatalf("gc printed %q", res.stdout)
+	}
+	n, _ := strconv.Atoi(m[3])
+	return n
+}
+
+func TestCLIHappyPath(t *testing.T) {
+	store := newStore(t)
+	v1 := chunkstoretest.RandomBytes(1, 300*1024)
+	v2 := chunkstoretest.TextBytes(2, 200*1024)
+
+	id1 := put(t, store, "docs/f.txt", v1)
+	// The second version from standard input.
+	res := ok(t, v2, "put", store, "/docs/f.txt", "-")
+	id2 := strings.Split(res.stdout, "\t")[1]
+	if id2 <= id1 {
+		t.Fatalf("second version %s does not sort after the first %s", id2, id1)
+	}
+
+	vs := versionLines(t, store, "docs/f.txt")
+	if len(vs) != 2 || vs[0][0] != id1 || vs[1][0] != id2 {
+		t.Fatalf("versions lists %v, want %s then %s", vs, id1, id2)
+	}
+	if vs[0][1] != strconv.Itoa(len(v1)) || vs[1][1] != strconv.Itoa(len(v2)) {
+		t.Errorf("versions sizes %s and %s, want %d and %d", vs[0][1], vs[1][1], len(v1), len(v2))
+	}
+	if last := vs[1][len(vs[1])-1]; last != "HEAD" || vs[0][len(vs[0])-1] == "HEAD" {
+		t.Errorf("HEAD is not (only) on the newest version: %v", vs)
+	}
+
+	if got := getBytes(t, store, "docs/f.txt"); !bytes.Equal(got, v2) {
+		t.Errorf("get: %d bytes, differ from the %d put", len(got), len(v2))
+	}
+	if got := getBytes(t, store, "docs/f.txt", "--version", id1); !bytes.Equal(got, v1) {
+		t.Errorf("get --version %s: %d bytes, differ from the first version", id1, len(got))
+	}
+	if got := getBytes(t, store, "docs/f.txt", "--version", "HEAD"); !bytes.Equal(got, v2) {
+		t.Errorf("get --version HEAD: differs from the second version")
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	ok(t, nil, "get", "-o", out, store, "docs/f.txt", "--version", id1)
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, v1) {
+		t.Errorf("get -o: %v, %d bytes", err, len(got))
+	}
+	fails(t, 1, []string{"docs/f.txt", `no version "1999"`, "casfs versions"}, "get", store, "docs/f.txt", "--version", "1999")
+
+	ls := ok(t, nil, "ls", store, "docs").stdout
+	if f := strings.Fields(ls); len(f) != 6 || f[0] != "-rw-r--r--" || f[1] != strconv.Itoa(len(v2)) || f[4] != "2" || f[5] != "f.txt" {
+		t.Errorf("ls docs: %q, want mode, size %d, time, 2 versions, f.txt", ls, len(v2))
+	}
+	if f := strings.Fields(ok(t, nil, "ls", store).stdout); len(f) != 6 || f[0] != "drwxr-xr-x" || f[5] != "docs" {
+		t.Errorf("ls: %v, want the docs directory", f)
+	}
+
+	if n := statValue(t, store, "versions"); n != 2 {
+		t.Errorf("stats: %d versions", n)
+	}
+	if n := statValue(t, store, "logical bytes"); n != int64(len(v1)+len(v2)) {
+		t.Errorf("stats: %d logical bytes, want %d", n, len(v1)+len(v2))
+	}
+	res = ok(t, nil, "fsck", store)
+	if !strings.Contains(res.stderr, "checked 2 versions") || !strings.Contains(res.stderr, ": 0 problems") || res.stdout != "" {
+		t.Errorf("fsck: %v", res)
+	}
+	if n := gc(t, store); n != 0 {
+		t.Errorf("gc with nothing removed deleted %d chunks", n)
+	}
+
+	// Remove the first version: the second stays and is still HEAD.
+	res = ok(t, nil, "rm", store, "docs/f.txt", "--version", id1)
+	if res.stdout != "removed docs/f.txt version "+id1+"\n" {
+		t.Errorf("rm --version printed %q", res.stdout)
+	}
+	if vs := versionLines(t, store, "docs/f.txt"); len(vs) != 1 || vs[0][0] != id2 || vs[0][len(vs[0])-1] != "HEAD" {
+		t.Errorf("after rm --version: %v", vs)
+	}
+	chunksBefore := statValue(t, store, "chunks")
+	if n := gc(t, store); n == 0 || statValue(t, store, "chunks") != chunksBefore-int64(n) {
+		t.Errorf("gc after rm --version deleted %d of %d chunks", n, chunksBefore)
+	}
+	if got := getBytes(t, store, "docs/f.txt"); !bytes.Equal(got, v2) {
+		t.Errorf("get after gc: differs")
+	}
+	ok(t, nil, "fsck", store)
+
+	// Remove the file: get fails, and gc empties the store.
+	if res := ok(t, nil, "rm", store, "docs/f.txt"); res.stdout != "removed docs/f.txt\n" {
+		t.Errorf("rm printed %q", res.stdout)
+	}
+	fails(t, 1, []string{"casfs get: ", "docs/f.txt", "no such file or directory"}, "get", store, "docs/f.txt")
+	fails(t, 1, []string{"no such file or directory"}, "versions", store, "docs/f.txt")
+	if n := gc(t, store); n == 0 || statValue(t, store, "chunks") != 0 {
+		t.Errorf("gc after rm deleted %d chunks, left %d", n, statValue(t, store, "chunks"))
+	}
+}
+
+func TestCLIUsage(t *testing.T) {
+	store := newStore(t)
+	missing := filepath.Join(t.TempDir(), "nowhere")
+	empty := t.TempDir()
+	cases := []struct {
+		name  string
+		args  []string
+		code  int
+		wants []string
+	}{
+		{"no command", nil, 2, []string{"Usage:", "Commands:"}},
+		{"unknown command", []string{"frobnicate", store}, 2, []string{`unknown command "frobnicate"`, "Usage:"}},
+		{"unknown flag", []string{"put", "--bogus", store, "x"}, 2, []string{"casfs put: unknown flag: --bogus", "Usage: casfs put [OPTIONS] STORE PATH [FILE|-]"}},
+		{"too few arguments", []string{"get", store}, 2, []string{"casfs get: wrong number of arguments", "Usage: casfs get"}},
+		{"too many arguments", []string{"versions", store, "a", "b"}, 2, []string{"casfs versions: wrong number of arguments", "Usage: casfs versions"}},
+		{"bad flag value", []string{"init", "--chunker", "rolling", filepath.Join(t.TempDir(), "s")}, 2, []string{`--chunker "rolling"`, "Usage: casfs init"}},
+		{"path climbing out", []string{"put", store, "../x", "-"}, 2, []string{`".." is not allowed`}},
+		{"missing store", []string{"get", missing, "f"}, 1, []string{"no casfs store", "does not exist", "casfs init " + missing}},
+		{"not a store", []string{"ls", empty}, 1, []string{"no casfs store", "no config file", "casfs init " + empty}},
+		{"init over a store", []string{"init", store}, 1, []string{"already a casfs store"}},
+		{"put a directory", []string{"put", store, "d", empty}, 1, []string{"is a directory"}},
+		{"rm a missing file", []string{"rm", store, "nope"}, 1, []string{"nope", "no such file or directory"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := fails(t, tc.code, tc.wants, tc.args...)
+			if res.stdout != "" {
+				t.Errorf("stdout %q, want nothing", res.stdout)
+			}
+		})
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Errorf("a command on a missing store created it")
+	}
+}
+
+// TestCLIHelp: every command's --help shows usage and examples, on stdout.
+func TestCLIHelp(t *testing.T) {
+	res := ok(t, nil, "help")
+	_, list, found := strings.Cut(res.stdout, "Commands:\n")
+	if !found {
+		t.Fatalf("help has no command list:\n%s", res.stdout)
+	}
+	var names []string
+	for _, l := range strings.Split(list, "\n") {
+		if !strings.HasPrefix(l, "  ") {
+			break
+		}
+		names = append(names, strings.Fields(l)[0])
+	}
+	for _, want := range []string{"init", "put", "get", "versions", "ls", "rm", "stats", "fsck", "gc", "mount", "umount"} {
+		if !strings.Contains(" "+strings.Join(names, " ")+" ", " "+want+" ") {
+			t.Errorf("help does not list %s: %v", want, names)
+		}
+	}
+	for _, name := range names {
+		for _, args := range [][]string{{name, "--help"}, {name, "-h"}, {"help", name}, {name, "-h", "a", "b", "c", "d"}} {
+			res := ok(t, nil, args...)
+			_, ex, found := strings.Cut(res.stdout, "\nExamples:\n")
+			if !found || !strings.Contains(ex, "casfs "+name) || !strings.Contains(res.stdout, "Usage: casfs "+name) {
+				t.Errorf("casfs %s: no usage or examples:\n%s", strings.Join(args, " "), res.stdout)
+			}
+		}
+	}
+}
+
+// TestCLIHelpDoesNotRun: --help with a full command line shows help and
+// does nothing else.
+func TestCLIHelpDoesNotRun(t *testing.T) {
+	store := newStore(t)
+	put(t, store, "f", []byte("keep me"))
+	res := ok(t, nil, "rm", store, "f", "--help")
+	if !strings.Contains(res.stdout, "Usage: casfs rm") {
+		t.Errorf("rm --help printed:\n%s", res.stdout)
+	}
+	if got := getBytes(t, store, "f"); string(got) != "keep me" {
+		t.Errorf("rm STORE f --help removed f")
+	}
+}
+
+// inspect reads what the catalog holds for p from the test process: its
+// HEAD version and recipe.
+func inspect(t *testing.T, store, p string) (versions.Version, *recipe.Recipe) {
+	t.Helper()
+	ctx := context.Background()
+	r, err := versions.Open(ctx, store, versions.OpenOptions{Owner: "cli test", ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	a, err := r.Resolve(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := r.LoadRecipe(ctx, a.Recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return versions.Version{ID: a.Head, Recipe: a.Recipe, Size: a.Size}, rec
+}
+
+// chunkFile finds the file that holds chunk id in the store's directory.
+func chunkFile(t *testing.T, store string, id chunkstore.ID) string {
+	t.Helper()
+	var found string
+	err := filepath.WalkDir(filepath.Join(store, "chunks"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == id.String() {
+			found = p
+		}
+		return err
+	})
+	if err != nil || found == "" {
+		t.Fatalf("no file for chunk %s in %s (%v)", id, store, err)
+	}
+	return found
+}
+
+func chunkFiles(t *testing.T, store string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(filepath.Join(store, "chunks"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestCLIDamage: corrupt data met by get and fsck exits 3 and names the
+// file, the version and the chunk; other files still read.
+func TestCLIDamage(t *testing.T) {
+	cases := []struct {
+		name   string
+		recipe bool
+		damage func(b []byte) []byte
+		wants  []string // besides path and version
+	}{
+		{"flipped byte in a data chunk", false, func(b []byte) []byte { b[len(b)-1] ^= 1; return b }, []string{"corrupt"}},
+		{"truncated recipe", true, func(b []byte) []byte { return b[:len(b)/2] }, []string{"recipe", "corrupt"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			store := newStore(t)
+			a := chunkstoretest.RandomBytes(10, 400*1024)
+			b := chunkstoretest.RandomBytes(11, 200*1024)
+			idA := put(t, store, "a.bin", a)
+			put(t, store, "dir/b.bin", b)
+			v, rec := inspect(t, store, "a.bin")
+			if v.ID.String() != idA || len(rec.Extents) < 3 {
+				t.Fatalf("a.bin: HEAD %s with %d chunks, put said %s", v.ID, len(rec.Extents), idA)
+			}
+			id := v.Recipe
+			if !tc.recipe {
+				id = rec.Extents[1].ID
+			}
+			file := chunkFile(t, store, id)
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, tc.damage(data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			wants := append([]string{"casfs get: a.bin version " + idA, id.String()}, tc.wants...)
+
+			fails(t, 3, wants, "get", store, "a.bin")
+			out := filepath.Join(t.TempDir(), "out")
+			fails(t, 3, wants, "get", "-o", out, store, "a.bin")
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("get -o of damaged data left %s behind", out)
+			}
+			res := fails(t, 3, []string{"1 problems"}, "fsck", store)
+			for _, w := range append([]string{"error: /a.bin (inode ", "version " + idA, id.String()}, tc.wants...) {
+				if !strings.Contains(res.stdout, w) {
+					t.Errorf("fsck's report does not mention %q:\n%s", w, res.stdout)
+				}
+			}
+			if got := getBytes(t, store, "dir/b.bin"); !bytes.Equal(got, b) {
+				t.Errorf("the undamaged file reads differently")
+			}
+			// gc that cannot read a recipe deletes nothing; with a bad data
+			// chunk there is nothing to delete either.
+			n := chunkFiles(t, store)
+			res = cli(t, nil, "gc", store)
+			if tc.recipe && (res.code != 3 || !strings.Contains(res.stderr, "nothing deleted")) {
+				t.Errorf("gc with an unreadable recipe: %v", res)
+			}
+			if chunkFiles(t, store) != n {
+				t.Errorf("gc deleted chunks from a damaged store")
+			}
+		})
+	}
+}
+
+// TestCLIUnknownFormat: a store written by a newer casfs is refused with a
+// clear message and left untouched.
+func TestCLIUnknownFormat(t *testing.T) {
+	store := newStore(t)
+	data := chunkstoretest.RandomBytes(20, 100*1024)
+	put(t, store, "f", data)
+	cfgPath := filepath.Join(store, "config")
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["format"] = 99
+	raw, err = json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chunks := chunkFiles(t, store)
+	for _, args := range [][]string{{"get", store, "f"}, {"put", store, "g", "-"}, {"fsck", store}, {"gc", store}, {"rm", store, "f"}} {
+		fails(t, 1, []string{"unknown store format", "format version 99", "newer casfs"}, args...)
+	}
+	if after, err := os.ReadFile(cfgPath); err != nil || !bytes.Equal(after, raw) {
+		t.Errorf("the config changed: %v\n%s", err, after)
+	}
+	if chunkFiles(t, store) != chunks {
+		t.Errorf("chunks changed in a store of unknown format")
+	}
+}
+
+// TestCLILocked: a store open in another process is refused with exit 4,
+// naming who holds it.
+func TestCLILocked(t *testing.T) {
+	store := newStore(t)
+	put(t, store, "f", []byte("hello"))
+	held, err := local.Open(context.Background(), store, local.Options{Owner: "the cli test's holder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wants := []string{"in use by the cli test's holder", fmt.Sprintf("pid %d", os.Getpid())}
+	fails(t, 4, wants, "put", store, "f", "-")
+	fails(t, 4, wants, "get", store, "f")
+	fails(t, 4, wants, "gc", store)
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := getBytes(t, store, "f"); string(got) != "hello" {
+		t.Errorf("after the holder closed: get %q", got)
+	}
+}
+
+// requireExternal skips a test that needs something this machine lacks,
+// unless CASFS_REQUIRE_EXTERNAL=1 (CI), where a skip would hide a gap.
+func requireExternal(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CASFS_REQUIRE_EXTERNAL") == "1" {
+		t.Fatalf("CASFS_REQUIRE_EXTERNAL=1, but %s", why)
+	}
+	t.Skip(why)
+}
+
+// TestCLIDiskFull puts a file larger than the free space on a small tmpfs:
+// put fails with ENOSPC, nothing is committed, the store stays sound, and gc
+// gives the space back.
+func TestCLIDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		requireExternal(t, "mounting a tmpfs needs root")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		requireExternal(t, fmt.Sprintf("cannot mount a tmpfs: %v: %s", err, out))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	store := filepath.Join(mnt, "store")
+	ok(t, nil, "init", store) // default 1 MiB chunks
+	small := chunkstoretest.RandomBytes(30, 100*1024)
+	id := put(t, store, "f", small)
+	versionsBefore := ok(t, nil, "versions", store, "f").stdout
+	lsBefore := ok(t, nil, "ls", store).stdout
+
+	big := writeFile(t, "big", chunkstoretest.RandomBytes(31, 3<<20))
+	for _, p := range []string{"f", "new"} {
+		res := fails(t, 1, []string{"casfs put: " + p + ": ", "no space left on device", "nothing committed"}, "put", store, p, big)
+		if res.stdout != "" {
+			t.Errorf("put printed %q", res.stdout)
+		}
+	}
+	if got := ok(t, nil, "versions", store, "f").stdout; got != versionsBefore {
+		t.Errorf("versions changed:\n%s\nwas:\n%s", got, versionsBefore)
+	}
+	if got := ok(t, nil, "ls", store).stdout; got != lsBefore {
+		t.Errorf("the failed put of a new file left it behind:\n%s\nwas:\n%s", got, lsBefore)
+	}
+	if got := getBytes(t, store, "f"); !bytes.Equal(got, small) {
+		t.Errorf("the version put before the disk filled reads differently")
+	}
+	res := ok(t, nil, "fsck", store)
+	if !strings.Contains(res.stderr, "checked 1 versions") || !strings.Contains(res.stderr, ": 0 problems") {
+		t.Errorf("fsck: %v", res)
+	}
+
+	if n := gc(t, store); n == 0 {
+		t.Errorf("gc found nothing to delete after the failed puts")
+	}
+	if n := statValue(t, store, "chunks"); n != 2 {
+		t.Errorf("after gc %d chunks, want 2 (the small file and its recipe)", n)
+	}
+	// The space is back.
+	put(t, store, "g", chunkstoretest.RandomBytes(32, 1<<20))
+	if got := getBytes(t, store, "f", "--version", id); !bytes.Equal(got, small) {
+		t.Errorf("the first version reads differently at the end")
+	}
+	ok(t, nil, "fsck", store)
+}
