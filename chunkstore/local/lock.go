@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"syscall"
 	"time"
@@ -83,9 +84,11 @@ func lockStore(dir, path string, opts Options) (*os.File, error) {
 			Since:    time.Now().Round(time.Second),
 			ReadOnly: opts.ReadOnly,
 		}
+		// The flock is the lock; who holds it is only for messages. On a
+		// full disk it cannot be written, and failing here would stop
+		// fsck and gc, the very commands that free space.
 		if err := writeHolder(f, &h); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock store %s: record holder in %s: %w", dir, path, err)
+			slog.Warn("could not record the lock holder", "path", path, "err", err)
 		}
 	}
 	return f, nil
