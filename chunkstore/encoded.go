@@ -130,7 +130,7 @@ func (e *encoded) Put(ctx context.Context, id ID, data []byte) error {
 	}
 	var enc *zstd.Encoder
 	room := len(data)
-	if e.compress && len(data) > 0 {
+	if e.compress && len(data) > 0 && compressible(data) {
 		enc, _ = zstdCoders()
 		room = max(room, enc.MaxEncodedSize(len(data)))
 	}
@@ -224,4 +224,23 @@ func (e *encoded) Properties() Properties {
 	}
 	p.MaxChunkSize = limit
 	return p
+}
+
+// sampleSize is how much of a large chunk compressible tries first.
+const sampleSize = 64 << 10
+
+// compressible guesses whether compressing data is worth it by compressing
+// a sample from its middle: random and already-compressed data (media,
+// archives) is the common case where it is not, and zstd spends as long
+// finding that out on a whole chunk as compressing text. Small chunks are
+// always tried. The guess only costs space, never correctness.
+func compressible(data []byte) bool {
+	if len(data) <= 4*sampleSize {
+		return true
+	}
+	enc, _ := zstdCoders()
+	mid := len(data)/2 - sampleSize/2
+	sample := data[mid : mid+sampleSize]
+	out := enc.EncodeAll(sample, make([]byte, 0, sampleSize+sampleSize/8))
+	return len(out) < sampleSize-sampleSize/32 // saves at least 3%
 }
