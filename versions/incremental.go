@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/casfs/casfs/chunkstore"
 	"github.com/casfs/casfs/recipe"
 )
 
@@ -29,26 +28,12 @@ func (r *Repo) WriteFrom(ctx context.Context, ino Ino, src io.ReaderAt, size int
 	if base > size || (len(prefix) > 0 && prefix[len(prefix)-1].End() > base) {
 		return Version{}, nil, fmt.Errorf("WriteFrom: prefix ending at %d does not fit base %d and size %d", prefixEnd(prefix), base, size)
 	}
-	var held []chunkstore.ID
+	rec, rid, held, err := r.storeVersion(ctx, io.NewSectionReader(src, base, size-base), prefix, base, nil)
 	defer func() { r.guard.release(held) }()
-	// The prefix's chunks belong to a committed version, but it may be
-	// removed while this commit runs; hold them like any chunk it uses.
-	for _, e := range prefix {
-		r.guard.hold(e.ID)
-		held = append(held, e.ID)
-	}
-	rest, restHeld, err := r.storeContent(ctx, io.NewSectionReader(src, base, size-base), nil)
-	held = append(held, restHeld...)
 	if err != nil {
 		return Version{}, nil, err
 	}
-	rec := &recipe.Recipe{Size: size, Extents: make([]recipe.Extent, 0, len(prefix)+len(rest.Extents))}
-	rec.Extents = append(rec.Extents, prefix...)
-	for _, e := range rest.Extents {
-		e.Offset += base
-		rec.Extents = append(rec.Extents, e)
-	}
-	v, err := r.commitRecipe(ctx, ino, rec, mtime, &held)
+	v, err := r.cat.Commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime})
 	return v, rec, err
 }
 

@@ -66,16 +66,12 @@ type Progress func(n int64)
 // whatever the length of src. On error nothing is committed; chunks already
 // stored are leaked until gc.
 func (r *Repo) Write(ctx context.Context, ino Ino, src io.Reader, mtime time.Time, progress Progress) (Version, error) {
-	rec, held, err := r.storeContent(ctx, src, progress)
-	// A closure, not release(held): commitRecipe appends the recipe's ID,
-	// which a deferred call's arguments, evaluated now, would not include,
-	// and the recipe would stay held (never collected) for the life of
-	// the Repo.
+	rec, rid, held, err := r.storeVersion(ctx, src, nil, 0, progress)
 	defer func() { r.guard.release(held) }()
 	if err != nil {
 		return Version{}, err
 	}
-	return r.commitRecipe(ctx, ino, rec, mtime, &held)
+	return r.cat.Commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime})
 }
 
 // CommitRecipe stores rec and commits it as a new version of ino. The
@@ -103,14 +99,18 @@ func (r *Repo) putChunk(ctx context.Context, data []byte, held *[]chunkstore.ID)
 	id := r.cfg.Hash.Sum(data)
 	r.guard.hold(id)
 	*held = append(*held, id)
+	return id, r.putHeld(ctx, id, data)
+}
+
+// putHeld stores data under id, which the caller holds, unless the store
+// has it. The hold comes before the check, so gc cannot delete the chunk
+// between a "yes, it is there" and the version that relies on it.
+func (r *Repo) putHeld(ctx context.Context, id chunkstore.ID, data []byte) error {
 	ok, err := r.chunks.Has(ctx, id)
-	if err != nil {
-		return id, err
+	if err != nil || ok {
+		return err
 	}
-	if !ok {
-		err = r.chunks.Put(ctx, id, data)
-	}
-	return id, err
+	return r.chunks.Put(ctx, id, data)
 }
 
 var bufPool sync.Pool
@@ -124,24 +124,55 @@ func getBuf(n int) []byte {
 
 func putBuf(b []byte) { bufPool.Put(&b) }
 
-// storeContent chunks src and stores every chunk the store lacks, in
-// parallel, returning the recipe and the chunk IDs it holds against gc.
-// All-zero chunks become holes. At most r.workers chunks are in flight.
+// storeContent is storeVersion for a whole stream, without its recipe
+// stored: the recipe of src and the IDs held.
 func (r *Repo) storeContent(ctx context.Context, src io.Reader, progress Progress) (*recipe.Recipe, []chunkstore.ID, error) {
+	rec, _, held, err := r.storeVersion(ctx, src, nil, 0, progress)
+	return rec, held, err
+}
+
+// storeVersion chunks src, which holds the file's bytes from base on, and
+// stores every chunk the store lacks and then the recipe (prefix, then
+// src's extents), all in parallel: at most r.workers chunks are in flight.
+// All-zero chunks become holes. It returns the recipe, its ID and every
+// chunk ID it holds against gc (the caller releases them once the version
+// is committed, or given up).
+//
+// The recipe's ID is known as soon as every chunk is hashed, so the recipe
+// is stored while the last chunks still are: both only need to be durable
+// before the version entry, and a small file then waits for one round of
+// store writes, not two.
+func (r *Repo) storeVersion(ctx context.Context, src io.Reader, prefix []recipe.Extent, base int64, progress Progress) (*recipe.Recipe, chunkstore.ID, []chunkstore.ID, error) {
+	var rid chunkstore.ID
 	ch, err := chunker.New(r.cfg.Chunker, src)
 	if err != nil {
-		return nil, nil, err
+		return nil, rid, nil, err
 	}
 	type slot struct {
 		ext  recipe.Extent
 		hole bool
 	}
 	var (
-		slots []*slot
-		mu    sync.Mutex
-		held  []chunkstore.ID
-		size  int64
+		slots  []*slot
+		mu     sync.Mutex
+		held   []chunkstore.ID
+		size   int64
+		hashed sync.WaitGroup
 	)
+	hold := func(id chunkstore.ID) {
+		r.guard.hold(id)
+		mu.Lock()
+		held = append(held, id)
+		mu.Unlock()
+	}
+	heldNow := func() []chunkstore.ID {
+		mu.Lock()
+		defer mu.Unlock()
+		return held
+	}
+	for _, e := range prefix {
+		hold(e.ID)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.workers)
 	for {
@@ -154,27 +185,27 @@ func (r *Repo) storeContent(ctx context.Context, src io.Reader, progress Progres
 		}
 		if err != nil {
 			g.Wait()
-			return nil, held, fmt.Errorf("reading content: %w", err)
+			return nil, rid, heldNow(), fmt.Errorf("reading content: %w", err)
 		}
-		s := &slot{ext: recipe.Extent{Offset: c.Offset, Size: int64(len(c.Data))}}
+		s := &slot{ext: recipe.Extent{Offset: base + c.Offset, Size: int64(len(c.Data))}}
 		slots = append(slots, s)
 		size = c.Offset + int64(len(c.Data))
 		buf := getBuf(len(c.Data))
 		copy(buf, c.Data)
+		hashed.Add(1)
 		g.Go(func() error {
 			defer putBuf(buf)
 			if isZero(buf) {
 				s.hole = true
+				hashed.Done()
 			} else {
-				var mine []chunkstore.ID
-				id, err := r.putChunk(gctx, buf, &mine)
-				mu.Lock()
-				held = append(held, mine...)
-				mu.Unlock()
-				if err != nil {
+				id := r.cfg.Hash.Sum(buf)
+				hold(id)
+				s.ext.ID = id
+				hashed.Done()
+				if err := r.putHeld(gctx, id, buf); err != nil {
 					return fmt.Errorf("storing chunk at offset %d: %w", s.ext.Offset, err)
 				}
-				s.ext.ID = id
 			}
 			if progress != nil {
 				progress(s.ext.Size)
@@ -182,19 +213,32 @@ func (r *Repo) storeContent(ctx context.Context, src io.Reader, progress Progres
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, held, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, held, err
-	}
-	rec := &recipe.Recipe{Size: size, Extents: make([]recipe.Extent, 0, len(slots))}
+	hashed.Wait()
+	rec := &recipe.Recipe{Size: base + size, Extents: make([]recipe.Extent, 0, len(prefix)+len(slots))}
+	rec.Extents = append(rec.Extents, prefix...)
 	for _, s := range slots {
 		if !s.hole {
 			rec.Extents = append(rec.Extents, s.ext)
 		}
 	}
-	return rec, held, nil
+	if gctx.Err() == nil {
+		enc := rec.Encode()
+		rid = r.cfg.Hash.Sum(enc)
+		hold(rid)
+		g.Go(func() error {
+			if err := r.putHeld(gctx, rid, enc); err != nil {
+				return fmt.Errorf("storing recipe: %w", err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, rid, heldNow(), err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, rid, heldNow(), err
+	}
+	return rec, rid, heldNow(), nil
 }
 
 // isZero reports whether b is all zero bytes, eight at a time.
