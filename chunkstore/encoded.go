@@ -42,12 +42,14 @@ const maxHeaderSize = 2 + binary.MaxVarintLen64
 //	SpeedDefault  ~140 MB/s, 26.1% size   ~135 MB/s, 27.9% size   ~4 GB/s, stored raw
 //	decode        ~1.2 GB/s               ~1.0 GB/s
 //
-// Default saves 2.5 points of size for a 1.3× slower put of compressible
-// data, which is CPU-bound on compression (two cores give ~350 MB/s at
-// Fastest). Incompressible data is detected quickly at either level, so the
-// target of 500 MB/s for new incompressible data is met by both; Fastest
-// is chosen for compressible data's sake.
-const zstdLevel = zstd.SpeedFastest
+// Default is chosen: it saves 2.5 points of size, which decides the
+// comparison that matters to users (on the versions benchmark of
+// docs/BENCHMARKS.md, casfs at Fastest stored 10% more than restic, whose
+// "auto" is zstd's default level). It costs a 1.3× slower put of
+// compressible data only: incompressible chunks are recognised from a
+// sample and skip compression (see compressible), so new random data still
+// puts at the full speed of hashing and writing.
+const zstdLevel = zstd.SpeedDefault
 
 // zstdCoders are shared by every Encoded store: EncodeAll and DecodeAll are
 // safe for concurrent use, and each encoder holds megabytes of tables, so one

@@ -360,7 +360,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	if err != nil {
 		return nil, toErrno(err, "read", "path", n.path())
 	}
-	seq := h.lastEnd.Swap(off+int64(len(dest))) == off && off > 0
+	seq := sequential(h.lastEnd.Swap(off+int64(len(dest))), off)
 	return n.fs.readRecipe(ctx, rec, dest, off, seq, n.path())
 }
 

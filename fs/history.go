@@ -274,6 +274,6 @@ type versionHandle struct {
 
 func (h *versionHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	ctx = uninterruptible(ctx)
-	seq := h.lastEnd.Swap(off+int64(len(dest))) == off && off > 0
+	seq := sequential(h.lastEnd.Swap(off+int64(len(dest))), off)
 	return h.v.fs.readRecipe(ctx, h.v.rec.Load(), dest, off, seq, h.v.name)
 }

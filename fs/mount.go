@@ -28,7 +28,11 @@ type MountOptions struct {
 // data is chunks, not one backing file.
 func Mount(f *FS, mountpoint string, mo MountOptions) (*fuse.Server, error) {
 	timeout := time.Second
+	// go-fuse's own messages (e.g. a failed splice, once per read) are
+	// debugging detail: they go to the log only with --debug.
+	goFuseLog := slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)
 	opts := &gofs.Options{
+		Logger:          goFuseLog,
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
@@ -41,6 +45,9 @@ func Mount(f *FS, mountpoint string, mo MountOptions) (*fuse.Server, error) {
 			MaxReadAhead: 1 << 20,
 			Options:      []string{"default_permissions"},
 			Debug:        mo.Debug,
+			Logger:       goFuseLog,
+			// Read replies are bytes in memory, not a file to splice from.
+			DisableSplice: true,
 			// As root, mount(2) directly; otherwise through fusermount3.
 			DirectMount:          os.Geteuid() == 0,
 			DisabledCapabilities: fuse.CAP_PASSTHROUGH,

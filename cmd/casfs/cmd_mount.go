@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	casfs "github.com/casfs/casfs/fs"
 )
@@ -46,7 +47,7 @@ clear it with 'casfs umount MOUNTPOINT' or pass --clear-stale.`,
   casfs mount --cache-size 2G --allow-other /srv/cas /mnt/cas`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&mountOpts.staging, "staging", "", "directory for files being written (default STORE/staging, or $TMPDIR/casfs-staging-ID)")
-			fs.StringVar(&mountOpts.cacheSize, "cache-size", "512M", "in-memory chunk cache size")
+			fs.StringVar(&mountOpts.cacheSize, "cache-size", "1G", "in-memory chunk cache size")
 			fs.BoolVar(&mountOpts.allowOther, "allow-other", false, "let other users use the mount (root, or user_allow_other in /etc/fuse.conf)")
 			fs.BoolVar(&mountOpts.clearStale, "clear-stale", false, "unmount a stale mount left at MOUNTPOINT by a killed casfs first")
 			fs.BoolVar(&mountOpts.debug, "debug", false, "log every FUSE request")
@@ -145,6 +146,16 @@ func checkMountpoint(mnt string, clearStale bool) (string, error) {
 		return "", err
 	}
 	fi, err := os.Stat(abs)
+	if err == nil && casfs.IsMountpoint(abs) {
+		// For up to the attribute timeout after its server died, the
+		// kernel answers stat of a FUSE mount's root from its cache;
+		// statfs always asks the server, so it tells a dead one at once
+		// (a supervisor restarting casfs with --clear-stale is that fast).
+		var sfs unix.Statfs_t
+		if serr := unix.Statfs(abs, &sfs); errors.Is(serr, syscall.ENOTCONN) {
+			err = serr
+		}
+	}
 	if errors.Is(err, syscall.ENOTCONN) {
 		if !clearStale {
 			return "", fmt.Errorf("mountpoint %s is a stale mount left by a casfs that was killed (transport endpoint is not connected): clear it with 'casfs umount %s' (or 'fusermount3 -u %s'), or mount with --clear-stale", abs, mnt, mnt)
