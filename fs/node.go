@@ -78,6 +78,14 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	ctx = uninterruptible(ctx)
+	if attr == "system.posix_acl_access" || attr == "system.posix_acl_default" {
+		// Without FUSE_POSIX_ACL the kernel hands ACLs over as plain
+		// xattrs and neither enforces them nor derives the mode from
+		// them. cp -a and cp -p set the mode that way (an ACL equal to
+		// it): stored as an xattr, every copied file stayed 0600. Refused,
+		// they fall back to chmod, as on a filesystem without ACLs.
+		return syscall.EOPNOTSUPP
+	}
 	return toErrno(n.fs.cat.SetXattr(ctx, n.ino, attr, data, int(flags)), "setxattr", "path", n.path())
 }
 
