@@ -3,6 +3,7 @@ module github.com/casfs/casfs
 go 1.26.8
 
 require (
+	github.com/ceph/go-ceph v0.41.0
 	github.com/hanwen/go-fuse/v2 v2.12.1
 	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/klauspost/compress v1.20.3

@@ -1,0 +1,374 @@
+//go:build ceph
+
+package rados
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	librados "github.com/ceph/go-ceph/rados"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/casfs/casfs/chunkstore"
+)
+
+// Names in the pool; see the package documentation.
+const (
+	configName = "casfs.config"
+	chunksName = "chunks"
+)
+
+// maxObjectSize is the largest chunk Put accepts: room for any chunk a
+// chunker makes plus framing, and well below Ceph's default
+// osd_max_write_size (90 MB), above which a write fails.
+const maxObjectSize = 64 << 20
+
+var (
+	// ErrNoStore is matched by Open's error for a namespace that holds no
+	// casfs store config.
+	ErrNoStore = errors.New("no casfs store")
+	// ErrExists is matched by Init's error when the namespace already holds
+	// a store.
+	ErrExists = errors.New("already a casfs store")
+)
+
+// Store is a chunkstore.Store in a RADOS pool. Its methods are safe for
+// concurrent use.
+type Store struct {
+	c   *Conn
+	cfg chunkstore.Config
+}
+
+var _ chunkstore.Store = (*Store)(nil)
+
+// Init makes a new store in c's pool and namespace with config cfg,
+// assigning cfg.ID if it is empty. It refuses a namespace that already holds
+// a store (ErrExists): the config object is created exclusively, so of two
+// racing Inits exactly one wins.
+func Init(ctx context.Context, c *Conn, cfg chunkstore.Config) error {
+	where := c.opts.location()
+	if cfg.ID == "" {
+		cfg.ID = newStoreID()
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("init store %s: %w", where, err)
+	}
+	b, err := chunkstore.MarshalConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("init store %s: %w", where, err)
+	}
+	err = c.call(ctx, func() error { return createObject(c.meta, configName, b) })
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, librados.ErrObjectExists):
+		return fmt.Errorf("init store %s: %w (config object %s exists)", where, ErrExists, configName)
+	}
+	return fmt.Errorf("init store %s: write config object %s: %w", where, configName, err)
+}
+
+// createObject creates oid holding data in one atomic op, failing with
+// librados.ErrObjectExists if it exists.
+func createObject(io *librados.IOContext, oid string, data []byte) error {
+	op := librados.CreateWriteOp()
+	defer op.Release()
+	op.Create(librados.CreateExclusive)
+	// An empty WriteFull is not allowed by go-ceph; the create alone makes
+	// an empty object.
+	if len(data) > 0 {
+		op.WriteFull(data)
+	}
+	return op.Operate(io, oid, librados.OperationNoFlag)
+}
+
+// newStoreID returns a random store ID: 16 bytes, in hex.
+func newStoreID() string {
+	var b [16]byte
+	// crypto/rand.Read never fails; it aborts the program if the kernel
+	// cannot supply randomness.
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Open connects as opts say and opens the store there. The Store owns the
+// connection: Close closes it.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	c, err := Connect(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(ctx, c)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// open reads and checks the config object.
+func open(ctx context.Context, c *Conn) (*Store, error) {
+	where := c.opts.location()
+	var b []byte
+	err := c.call(ctx, func() error {
+		var err error
+		b, err = readObject(c.meta, configName)
+		return err
+	})
+	switch {
+	case errors.Is(err, librados.ErrNotFound):
+		return nil, fmt.Errorf("%w at %s: it has no config object %s (create one with Init)", ErrNoStore, where, configName)
+	case err != nil:
+		return nil, fmt.Errorf("open store %s: read config object %s: %w", where, configName, err)
+	}
+	cfg, err := chunkstore.UnmarshalConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: config object %s: %w", where, configName, err)
+	}
+	return &Store{c: c, cfg: cfg}, nil
+}
+
+// readObject returns the whole of oid: its size, then its bytes. Objects it
+// reads are immutable (chunks, the config), so the size cannot change in
+// between; one that is deleted in between gives ENOENT like a missing one.
+func readObject(io *librados.IOContext, oid string) ([]byte, error) {
+	st, err := io.Stat(oid)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size > maxObjectSize {
+		return nil, fmt.Errorf("object is %d bytes, more than the %d a casfs object can be", st.Size, maxObjectSize)
+	}
+	b := make([]byte, st.Size)
+	if len(b) == 0 {
+		return b, nil
+	}
+	n, err := io.Read(oid, b, 0)
+	if err != nil {
+		return nil, err
+	}
+	if n != len(b) {
+		return nil, fmt.Errorf("read %d bytes of a %d-byte object", n, len(b))
+	}
+	return b, nil
+}
+
+// Config returns the store's config, as Init recorded it.
+func (s *Store) Config() chunkstore.Config { return s.cfg }
+
+// Conn returns the store's connection, for callers that keep more in the
+// same pool. It is closed with the store.
+func (s *Store) Conn() *Conn { return s.c }
+
+// errorf wraps err from operation op on chunk id with where it happened.
+func (s *Store) errorf(op string, id chunkstore.ID, err error) error {
+	return fmt.Errorf("store %s: %s chunk %s (object %s in namespace %q): %w",
+		s.c.opts.location(), op, id.Str(), id, s.c.opts.chunksNamespace(), err)
+}
+
+// Put stores data under id in one atomic create-and-write op. An id already
+// present is left as it is.
+func (s *Store) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
+	if len(data) > maxObjectSize {
+		return s.errorf("put", id, fmt.Errorf("%d bytes is more than the %d a chunk object can be", len(data), maxObjectSize))
+	}
+	err := s.c.call(ctx, func() error { return createObject(s.c.chunks, id.String(), data) })
+	switch {
+	case err == nil, errors.Is(err, librados.ErrObjectExists):
+		return nil
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return s.errorf("put", id, err)
+}
+
+// Get returns the bytes stored under id.
+func (s *Store) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
+	var b []byte
+	err := s.c.call(ctx, func() error {
+		var err error
+		b, err = readObject(s.c.chunks, id.String())
+		return err
+	})
+	switch {
+	case err == nil:
+		return b, nil
+	case errors.Is(err, librados.ErrNotFound):
+		return nil, chunkstore.NotFound(id)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return nil, err
+	}
+	return nil, s.errorf("get", id, err)
+}
+
+// Has reports whether id is stored.
+func (s *Store) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
+	_, ok, err := s.stat(ctx, id)
+	return ok, err
+}
+
+// stat returns the size of id's object, and false if there is none.
+func (s *Store) stat(ctx context.Context, id chunkstore.ID) (int64, bool, error) {
+	var st librados.ObjectStat
+	err := s.c.call(ctx, func() error {
+		var err error
+		st, err = s.c.chunks.Stat(id.String())
+		return err
+	})
+	switch {
+	case err == nil:
+		return int64(st.Size), true, nil
+	case errors.Is(err, librados.ErrNotFound):
+		return 0, false, nil
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return 0, false, err
+	}
+	return 0, false, s.errorf("stat", id, err)
+}
+
+// Delete removes id.
+func (s *Store) Delete(ctx context.Context, id chunkstore.ID) error {
+	err := s.c.call(ctx, func() error { return s.c.chunks.Delete(id.String()) })
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, librados.ErrNotFound):
+		return chunkstore.NotFound(id)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return s.errorf("delete", id, err)
+}
+
+// List lists the chunks namespace and stats each object for its size. RADOS
+// listings give names only, so the stats run in parallel, in the
+// connection's slots, while fn is called from this goroutine, one Info at a
+// time. Chunks deleted while listing are left out; names that are not IDs
+// are skipped.
+func (s *Store) List(ctx context.Context, fn func(chunkstore.Info) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	ids := make(chan chunkstore.ID, s.c.opts.Concurrency)
+	infos := make(chan chunkstore.Info, s.c.opts.Concurrency)
+	g.Go(func() error {
+		defer close(ids)
+		return s.listIDs(gctx, func(id chunkstore.ID) error {
+			select {
+			case ids <- id:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+	})
+	var stats sync.WaitGroup
+	for range s.c.opts.Concurrency {
+		stats.Add(1)
+		g.Go(func() error {
+			defer stats.Done()
+			for id := range ids {
+				size, ok, err := s.stat(gctx, id)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue // deleted while we listed
+				}
+				select {
+				case infos <- chunkstore.Info{ID: id, Size: size}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	go func() {
+		stats.Wait()
+		close(infos)
+	}()
+
+	var fnErr error
+	for info := range infos {
+		if fnErr != nil {
+			continue // drain, so the workers can finish
+		}
+		if fnErr = fn(info); fnErr != nil {
+			cancel()
+		}
+	}
+	err := g.Wait()
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case ctx.Err() != nil:
+		// The caller's context ended the listing (cancel is only
+		// called for fnErr).
+		return ctx.Err()
+	}
+	return err
+}
+
+// listIDs calls fn with the ID of each object in the chunks namespace. Each
+// step of the listing may fetch a batch from the OSDs, so each takes a slot.
+func (s *Store) listIDs(ctx context.Context, fn func(chunkstore.ID) error) error {
+	var it *librados.Iter
+	if err := s.c.call(ctx, func() error {
+		var err error
+		it, err = s.c.chunks.Iter()
+		return err
+	}); err != nil {
+		return s.listError(err)
+	}
+	defer it.Close()
+	for {
+		var name string
+		var more bool
+		if err := s.c.call(ctx, func() error {
+			more = it.Next()
+			name = it.Value()
+			return it.Err()
+		}); err != nil {
+			return s.listError(err)
+		}
+		if !more {
+			return nil
+		}
+		id, err := chunkstore.ParseID(name)
+		if err != nil || id.String() != name {
+			continue
+		}
+		if err := fn(id); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Store) listError(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("store %s: list namespace %q: %w", s.c.opts.location(), s.c.opts.chunksNamespace(), err)
+}
+
+// Properties describes the store.
+func (s *Store) Properties() chunkstore.Properties {
+	return chunkstore.Properties{
+		Name:         s.c.opts.location(),
+		Concurrency:  s.c.opts.Concurrency,
+		MaxChunkSize: maxObjectSize,
+	}
+}
+
+// Close closes the store's connection. Calling it again does nothing.
+func (s *Store) Close() error {
+	s.c.Close()
+	return nil
+}
