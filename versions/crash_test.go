@@ -42,6 +42,7 @@ type faultyStore struct {
 	chunkstore.Store
 	mu     sync.Mutex
 	faults []*fault
+	failID chunkstore.ID // a Put of this chunk fails, if set
 }
 
 func (s *faultyStore) wrap(inner chunkstore.Store) chunkstore.Store {
@@ -89,6 +90,12 @@ func (s *faultyStore) check(method string) error {
 }
 
 func (s *faultyStore) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
+	s.mu.Lock()
+	failID := s.failID
+	s.mu.Unlock()
+	if id == failID {
+		return fmt.Errorf("%w: Put of %s", errInjected, id.Str())
+	}
 	if err := s.check("Put"); err != nil {
 		return err
 	}
@@ -226,10 +233,12 @@ func TestWriteFailsAtEveryStep(t *testing.T) {
 				}
 				lastOrphans = f.checkNothingCommitted(t)
 			}
-			// Failing the last Put (the recipe's, which comes after every
-			// data chunk) orphans every new data chunk.
-			if mode.name == "nth put fails" && lastOrphans != puts-1 {
-				t.Errorf("failing the recipe's put left %d orphans, want %d", lastOrphans, puts-1)
+			// The recipe is stored alongside the last data chunks, not
+			// after them, so which call is the recipe's varies; the
+			// recipe-specific case is TestWriteFailsAtRecipe. Whatever
+			// failed, at most every new data chunk is left orphaned.
+			if lastOrphans > puts-1 {
+				t.Errorf("a failed write left %d orphans, more than its %d data chunks", lastOrphans, puts-1)
 			}
 			// With the faults gone the same write works.
 			v := f.r.write(f.ino, f.next)
@@ -317,4 +326,23 @@ func TestWriteSourceFails(t *testing.T) {
 		t.Fatalf("Write: %v, want the reader's error", err)
 	}
 	f.checkNothingCommitted(t)
+}
+
+// TestWriteFailsAtRecipe fails the Put of the recipe itself, whenever it
+// comes: nothing is committed, and gc takes the store back to what it was.
+func TestWriteFailsAtRecipe(t *testing.T) {
+	probe := newCrashFixture(t, nil)
+	v := probe.r.write(probe.ino, probe.next)
+	f := newCrashFixture(t, nil)
+	f.fs.mu.Lock()
+	f.fs.failID = v.Recipe
+	f.fs.mu.Unlock()
+	if _, err := f.r.Write(context.Background(), f.ino, bytes.NewReader(f.next), time.Time{}, nil); !errors.Is(err, errInjected) {
+		t.Fatalf("Write with the recipe's put failing: %v", err)
+	}
+	f.fs.mu.Lock()
+	f.fs.failID = chunkstore.ID{}
+	f.fs.mu.Unlock()
+	f.checkNothingCommitted(t)
+	f.r.mustRead(f.r.write(f.ino, f.next), f.next)
 }

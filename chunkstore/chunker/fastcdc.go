@@ -101,8 +101,14 @@ func NewFastCDC(r io.Reader, min, avg, max int) (Chunker, error) {
 	c.maskHard, c.maskEasy = fastcdcMasks(avg)
 	// One read fills at least max(max, 64 KiB) bytes, so refills, and the
 	// copy of the unreturned tail each refill does, stay rare for small max.
-	c.buf = make([]byte, max+maxInt(max, 64<<10))
+	c.buf = getBuf(max + maxInt(max, 64<<10))
 	return c, nil
+}
+
+// release returns the buffer to the pool at the end of the stream.
+func (c *fastCDC) release() {
+	putBuf(c.buf)
+	c.buf, c.start, c.end = nil, 0, 0
 }
 
 func maxInt(a, b int) int {
@@ -126,11 +132,13 @@ func (c *fastCDC) Next() (Chunk, error) {
 		c.eof = eof
 		if err != nil {
 			c.err = err
+			c.release()
 			return Chunk{}, err
 		}
 	}
 	data := c.buf[c.start:c.end]
 	if len(data) == 0 {
+		c.release()
 		return Chunk{}, io.EOF
 	}
 	if len(data) > c.max {

@@ -26,7 +26,7 @@ func NewFixed(r io.Reader, size int) (Chunker, error) {
 	if size < 64 || size > chunkstore.MaxChunkSize {
 		return nil, fmt.Errorf("fixed chunk size %d: need 64 <= size <= %d", size, chunkstore.MaxChunkSize)
 	}
-	return &fixed{r: r, buf: make([]byte, size)}, nil
+	return &fixed{r: r, buf: getBuf(size)}, nil
 }
 
 func (c *fixed) Next() (Chunk, error) {
@@ -42,10 +42,14 @@ func (c *fixed) Next() (Chunk, error) {
 		// as a short chunk: a short chunk in the middle of a stream would
 		// not be the chunk a successful read makes.
 		c.err = err
+		putBuf(c.buf)
+		c.buf = nil
 		return Chunk{}, err
 	}
 	c.eof = eof
 	if n == 0 {
+		putBuf(c.buf)
+		c.buf = nil
 		return Chunk{}, io.EOF
 	}
 	ch := Chunk{Offset: c.off, Data: c.buf[:n:n]}
