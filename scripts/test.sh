@@ -15,3 +15,13 @@ if [[ -n "$gofmt_out" ]]; then
 fi
 go vet ./...
 go test -race -timeout 30m -count=1 ./...
+
+# Ceph: the RADOS chunk store against a throwaway single-node cluster on
+# 127.0.0.1. The script installs Ceph and librados-dev (needed by -tags ceph)
+# if missing; the cluster is torn down by its recorded PIDs on exit.
+ceph_dir=$(mktemp -d)
+trap 'integration/ceph/stop-cluster.sh "$ceph_dir"' EXIT
+integration/ceph/start-cluster.sh "$ceph_dir" >/dev/null
+. "$ceph_dir/env"
+go vet -tags ceph ./...
+go test -tags ceph -race -timeout 10m -count=1 ./chunkstore/rados/

@@ -46,7 +46,7 @@ func backendFor(loc string) (Backend, string, error) {
 	b, ok := Backends[scheme]
 	if !ok {
 		if scheme == "rados" {
-			return b, rest, fmt.Errorf("store %q: this casfs was built without Ceph support (build with -tags ceph)", loc)
+			return b, rest, fmt.Errorf("store %q: Ceph RADOS stores are not supported yet: the RADOS chunk store exists (chunkstore/rados, -tags ceph) but the catalog on RADOS does not", loc)
 		}
 		return b, rest, fmt.Errorf("store %q: unknown store type %q (use a directory path or rados://POOL)", loc, scheme)
 	}
