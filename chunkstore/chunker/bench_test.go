@@ -49,7 +49,7 @@ func benchChunker(b *testing.B, newChunker func(io.Reader) (Chunker, error)) {
 // BenchmarkFastCDC chunks 64 MiB of random data with the default parameters.
 func BenchmarkFastCDC(b *testing.B) {
 	benchChunker(b, func(r io.Reader) (Chunker, error) {
-		return NewFastCDC(r, chunkstore.DefaultFastCDCMin, chunkstore.DefaultFastCDCAvg, chunkstore.DefaultFastCDCMax)
+		return NewFastCDC(r, goldenMin, goldenAvg, goldenMax)
 	})
 }
 

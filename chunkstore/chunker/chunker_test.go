@@ -22,8 +22,17 @@ const (
 	smallMax = 32 << 10
 )
 
+// The golden "default" configuration is the one the boundaries below were
+// pinned with (casfs's first default); store defaults may move on, these
+// numbers may not.
+const (
+	goldenMin = 256 << 10
+	goldenAvg = 1 << 20
+	goldenMax = 4 << 20
+)
+
 func newDefaultFastCDC(r io.Reader) (Chunker, error) {
-	return NewFastCDC(r, chunkstore.DefaultFastCDCMin, chunkstore.DefaultFastCDCAvg, chunkstore.DefaultFastCDCMax)
+	return NewFastCDC(r, goldenMin, goldenAvg, goldenMax)
 }
 
 func newSmallFastCDC(r io.Reader) (Chunker, error) {
@@ -171,7 +180,7 @@ var fastcdcGolden = []struct {
 	first         []int // lengths of the first chunks
 	digest        string
 }{
-	{"default", chunkstore.DefaultFastCDCMin, chunkstore.DefaultFastCDCAvg, chunkstore.DefaultFastCDCMax,
+	{"default", goldenMin, goldenAvg, goldenMax,
 		16 << 20, 1, 16, []int{1059564, 1060904, 1134879, 1397395},
 		"85742f3e0ea1280f93d9c78876169d8c887fda446a8e4e4b894050f169c94f0d"},
 	{"small", smallMin, smallAvg, smallMax,
@@ -360,7 +369,7 @@ func TestFastCDCResync(t *testing.T) {
 		name       string
 		newChunker func(io.Reader) (Chunker, error)
 		min        int
-	}{{"default", newDefaultFastCDC, chunkstore.DefaultFastCDCMin}, {"small", newSmallFastCDC, smallMin}} {
+	}{{"default", newDefaultFastCDC, goldenMin}, {"small", newSmallFastCDC, smallMin}} {
 		old := chunkIDs(t, cfg.newChunker, data)
 		for _, e := range edits {
 			ids := chunkIDs(t, cfg.newChunker, e.edit(data))
@@ -405,7 +414,7 @@ func TestZeros(t *testing.T) {
 		newChunker func(io.Reader) (Chunker, error)
 		max        int
 	}{
-		{"fastcdc", newDefaultFastCDC, chunkstore.DefaultFastCDCMax},
+		{"fastcdc", newDefaultFastCDC, goldenMax},
 		{"small fastcdc", newSmallFastCDC, smallMax},
 		{"fixed", func(r io.Reader) (Chunker, error) { return NewFixed(r, chunkstore.DefaultFixedSize) }, chunkstore.DefaultFixedSize},
 	} {
@@ -583,7 +592,11 @@ func TestNew(t *testing.T) {
 		cfg  chunkstore.ChunkerConfig
 		want func(io.Reader) (Chunker, error)
 	}{
-		{chunkstore.DefaultConfig().Chunker, newDefaultFastCDC},
+		{chunkstore.DefaultConfig().Chunker, func(r io.Reader) (Chunker, error) {
+			d := chunkstore.DefaultConfig().Chunker
+			return NewFastCDC(r, d.Min, d.Avg, d.Max)
+		}},
+		{chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: goldenMin, Avg: goldenAvg, Max: goldenMax}, newDefaultFastCDC},
 		{chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: smallMin, Avg: smallAvg, Max: smallMax}, newSmallFastCDC},
 		{chunkstore.ChunkerConfig{Algorithm: "fixed", Size: 4096}, func(r io.Reader) (Chunker, error) { return NewFixed(r, 4096) }},
 	} {

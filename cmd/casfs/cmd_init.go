@@ -28,7 +28,8 @@ func init() {
 pool (rados://POOL). Chunking, hashing and compression are fixed at init and
 recorded in the store's config.
 
-The default chunker is FastCDC (content-defined, average 1 MiB): an insertion
+The default chunker is FastCDC (content-defined; nominal average 640 KiB,
+which gives chunks of ~0.75 MiB on real data): an insertion
 near the start of a file re-stores only the chunks around it. --chunker fixed
 cuts fixed 4 MiB chunks, as casfs's ancestor did.`,
 		examples: `  casfs init ~/cas
@@ -36,7 +37,7 @@ cuts fixed 4 MiB chunks, as casfs's ancestor did.`,
   casfs init --chunk-size 512K --compression none /srv/cas-media`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&initOpts.chunker, "chunker", "fastcdc", "chunker: fastcdc or fixed")
-			fs.StringVar(&initOpts.chunkSize, "chunk-size", "", "average chunk size (fastcdc, default 1M) or chunk size (fixed, default 4M)")
+			fs.StringVar(&initOpts.chunkSize, "chunk-size", "", "average chunk size (fastcdc, default 640K) or chunk size (fixed, default 4M)")
 			fs.StringVar(&initOpts.minSize, "min-size", "", "fastcdc minimum chunk size (default avg/4)")
 			fs.StringVar(&initOpts.maxSize, "max-size", "", "fastcdc maximum chunk size (default avg*4)")
 			fs.StringVar(&initOpts.compression, "compression", "zstd", "chunk compression: zstd or none")
