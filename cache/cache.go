@@ -120,6 +120,13 @@ func (c *Cache) add(id chunkstore.ID, b []byte) {
 	}
 }
 
+// Remove drops id from the cache.
+func (c *Cache) Remove(id chunkstore.ID) {
+	c.mu.Lock()
+	c.lru.Remove(id)
+	c.mu.Unlock()
+}
+
 // Size is the number of chunk bytes held.
 func (c *Cache) Size() int64 {
 	c.mu.Lock()

@@ -42,8 +42,9 @@ func (s *Store) Prefetch(id chunkstore.ID) {
 	s.Cache.Prefetch(id, func(ctx context.Context) ([]byte, error) { return s.Store.Get(ctx, id) })
 }
 
-// Delete drops id from the store. The cache entry may stay: a deleted
-// chunk is only ever asked for again if it is put again, with the same bytes.
+// Delete drops id from the store and the cache: after a Delete, Get must
+// say not found, as the Store contract has it.
 func (s *Store) Delete(ctx context.Context, id chunkstore.ID) error {
+	s.Cache.Remove(id)
 	return s.Store.Delete(ctx, id)
 }

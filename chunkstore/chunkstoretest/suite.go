@@ -249,6 +249,8 @@ func testDelete(t *testing.T, s chunkstore.Store) {
 	for _, c := range cs {
 		mustPut(t, s, c)
 	}
+	// Read it first: a caching decorator must not serve it after Delete.
+	mustGet(t, s, cs[0])
 	ctx := context.Background()
 	if err := s.Delete(ctx, cs[0].id); err != nil {
 		t.Fatalf("Delete %s: %v", cs[0].id.Str(), err)
