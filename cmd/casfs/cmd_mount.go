@@ -23,6 +23,7 @@ var mountOpts struct {
 	allowOther bool
 	clearStale bool
 	debug      bool
+	readAhead  int
 }
 
 func init() {
@@ -49,6 +50,7 @@ clear it with 'casfs umount MOUNTPOINT' or pass --clear-stale.`,
 			fs.StringVar(&mountOpts.staging, "staging", "", "directory for files being written (default STORE/staging, or $TMPDIR/casfs-staging-ID)")
 			fs.StringVar(&mountOpts.cacheSize, "cache-size", "1G", "in-memory chunk cache size")
 			fs.BoolVar(&mountOpts.allowOther, "allow-other", false, "let other users use the mount (root, or user_allow_other in /etc/fuse.conf)")
+			fs.IntVar(&mountOpts.readAhead, "read-ahead", 16, "chunks to prefetch ahead of a sequential reader")
 			fs.BoolVar(&mountOpts.clearStale, "clear-stale", false, "unmount a stale mount left at MOUNTPOINT by a killed casfs first")
 			fs.BoolVar(&mountOpts.debug, "debug", false, "log every FUSE request")
 		},
@@ -87,7 +89,7 @@ func runMount(ctx context.Context, args []string) error {
 			staging = filepath.Join(os.TempDir(), "casfs-staging-"+repo.Config().ID)
 		}
 	}
-	fsys, err := casfs.New(repo, casfs.Options{StagingDir: staging, CacheBytes: int64(cacheBytes)})
+	fsys, err := casfs.New(repo, casfs.Options{StagingDir: staging, CacheBytes: int64(cacheBytes), ReadAhead: mountOpts.readAhead})
 	if err != nil {
 		return err
 	}
