@@ -148,6 +148,7 @@ cleanup() {
 	# The log outlives the scratch directory: bench-out/ is git-ignored.
 	cp "$LOG" "$REPO_ROOT/bench-out/bench-fuse.log" 2>/dev/null || true
 	((rc == 0)) || log "failed (exit $rc); log: bench-out/bench-fuse.log"
+	bench_cleanup_build
 	if [[ -n ${BENCH_KEEP:-} ]]; then
 		log "kept $work"
 	else
@@ -160,19 +161,19 @@ MACHINE=$(machine_desc "$work")
 log "scratch directory $work, log $LOG"
 
 # ---------------------------------------------------------------- binaries
-# The loopback example, as shipped and with passthrough disabled. The
-# patched copy is built inside the module (bin/ is git-ignored) so that it
-# uses go.mod's go-fuse.
-gofuse=$(go list -m -f '{{.Dir}}' github.com/hanwen/go-fuse/v2)
-gofuse_ver=$(go list -m -f '{{.Version}}' github.com/hanwen/go-fuse/v2)
-go build -o bin/loopback github.com/hanwen/go-fuse/v2/example/loopback
-mkdir -p bin/loopback-nopt.src
+# The loopback example, as shipped and with passthrough disabled, both built
+# in the tree casfs was built from, so that they use its go.mod's go-fuse.
+gofuse=$(cd "$BUILD_TREE" && go list -m -f '{{.Dir}}' github.com/hanwen/go-fuse/v2)
+gofuse_ver=$(cd "$BUILD_TREE" && go list -m -f '{{.Version}}' github.com/hanwen/go-fuse/v2)
+(cd "$BUILD_TREE" && go build -o "$REPO_ROOT/bin/loopback" github.com/hanwen/go-fuse/v2/example/loopback)
+nopt=$BUILD_TREE/bin/loopback-nopt.src # bin/ is git-ignored
+mkdir -p "$nopt"
 sed 's|^\(\t*\)Name: *"loopback",.*|&\n\1DisabledCapabilities: fuse.CAP_PASSTHROUGH,|' \
-	"$gofuse/example/loopback/main.go" >bin/loopback-nopt.src/main.go
-grep -q 'DisabledCapabilities: fuse.CAP_PASSTHROUGH' bin/loopback-nopt.src/main.go ||
+	"$gofuse/example/loopback/main.go" >"$nopt/main.go"
+grep -q 'DisabledCapabilities: fuse.CAP_PASSTHROUGH' "$nopt/main.go" ||
 	die "could not patch $gofuse/example/loopback/main.go to disable passthrough"
-go build -o bin/loopback-nopt ./bin/loopback-nopt.src
-LOOPBACK_NOPT=$PWD/bin/loopback-nopt LOOPBACK=$PWD/bin/loopback
+(cd "$BUILD_TREE" && go build -o "$REPO_ROOT/bin/loopback-nopt" ./bin/loopback-nopt.src)
+LOOPBACK_NOPT=$REPO_ROOT/bin/loopback-nopt LOOPBACK=$REPO_ROOT/bin/loopback
 
 # ---------------------------------------------------------------- inputs
 log "generating inputs"

@@ -10,8 +10,10 @@
 # bench_setup cds to the repository root, puts Go on PATH, installs the
 # benchmark dependencies when missing and builds bin/casfs: from the working
 # tree, or with BENCH_REV=COMMIT from a clean export of that commit (the
-# working tree may hold someone's unfinished edits). CASFS_REV names what
-# was built, "-dirty" when the working tree had uncommitted changes.
+# working tree may hold someone's unfinished edits). BUILD_TREE is the tree
+# built from (go.mod included: build helpers there too; the caller's cleanup
+# calls bench_cleanup_build). CASFS_REV names what was built, "-dirty" when
+# the working tree had uncommitted changes.
 bench_setup() {
 	cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 	REPO_ROOT=$PWD
@@ -19,19 +21,24 @@ bench_setup() {
 	scripts/install-deps.sh --bench
 	[[ -x /usr/bin/time ]] || apt_install time
 	mkdir -p bin
+	BUILD_TREE=$REPO_ROOT
 	if [[ -n ${BENCH_REV:-} ]]; then
-		local tree
-		tree=$(mktemp -d)
-		git archive "$BENCH_REV" | tar -x -C "$tree"
-		(cd "$tree" && go build -o "$REPO_ROOT/bin/casfs" ./cmd/casfs)
-		rm -rf "$tree"
+		BUILD_TREE=$(mktemp -d /tmp/casfs-bench-build.XXXXXX)
+		git archive "$BENCH_REV" | tar -x -C "$BUILD_TREE"
 		CASFS_REV=$(git rev-parse --short "$BENCH_REV")
 	else
-		go build -o bin/casfs ./cmd/casfs
 		CASFS_REV=$(git describe --always --dirty 2>/dev/null || echo unknown)
 	fi
-	CASFS=$PWD/bin/casfs
+	(cd "$BUILD_TREE" && go build -o "$REPO_ROOT/bin/casfs" ./cmd/casfs)
+	CASFS=$REPO_ROOT/bin/casfs
 	log "casfs built from $CASFS_REV"
+}
+
+# bench_cleanup_build removes the clean export bench_setup made, if any.
+bench_cleanup_build() {
+	if [[ -n ${BUILD_TREE:-} && $BUILD_TREE != "${REPO_ROOT:-}" ]]; then
+		rm -rf "$BUILD_TREE"
+	fi
 }
 
 # apt_install PKG... installs Debian packages that are not installed yet.

@@ -57,6 +57,7 @@ cleanup() {
 	# The log outlives the scratch directory: bench-out/ is git-ignored.
 	cp "$LOG" "$REPO_ROOT/bench-out/bench-versions.log" 2>/dev/null || true
 	((rc == 0)) || log "failed (exit $rc); log: bench-out/bench-versions.log"
+	bench_cleanup_build
 	if [[ -n ${BENCH_KEEP:-} ]]; then
 		log "kept $work"
 	else
