@@ -13,7 +13,9 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/casfs/casfs/chunkstore"
 	"github.com/casfs/casfs/chunkstore/chunkstoretest"
@@ -618,4 +620,41 @@ func TestCLIDiskFull(t *testing.T) {
 		t.Errorf("the first version reads differently at the end")
 	}
 	ok(t, nil, "fsck", store)
+}
+
+// TestGetToDevice writes into a device or FIFO given with -o instead of
+// replacing it (as root, "-o /dev/null" must not replace /dev/null).
+func TestGetToDevice(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	src := filepath.Join(dir, "src")
+	os.WriteFile(src, []byte("device test\n"), 0o644)
+	for _, args := range [][]string{{"init", store}, {"put", store, "f", src}} {
+		if out, err := exec.Command(casfsBin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v %s", args, err, out)
+		}
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo) // blocks until the writer opens and closes
+		got <- b
+	}()
+	if out, err := exec.Command(casfsBin, "get", store, "f", "-o", fifo).CombinedOutput(); err != nil {
+		t.Fatalf("get -o fifo: %v %s", err, out)
+	}
+	select {
+	case b := <-got:
+		if string(b) != "device test\n" {
+			t.Fatalf("read from the fifo: %q", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing was written into the fifo (was it replaced by a file?)")
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the fifo was replaced: %v %v", fi.Mode(), err)
+	}
 }

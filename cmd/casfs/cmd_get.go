@@ -59,7 +59,16 @@ func runGet(ctx context.Context, args []string) error {
 	}
 
 	out, tmp := os.Stdout, ""
-	if getOpts.output != "" && getOpts.output != "-" {
+	if fi, err := os.Stat(getOpts.output); getOpts.output != "" && getOpts.output != "-" && err == nil && !fi.Mode().IsRegular() {
+		// A device, FIFO or the like: write to it, never replace it
+		// (renaming over /dev/null would be a disaster).
+		f, err := os.OpenFile(getOpts.output, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = f
+	} else if getOpts.output != "" && getOpts.output != "-" {
 		f, err := os.CreateTemp(filepath.Dir(getOpts.output), ".casfs-get-*")
 		if err != nil {
 			return err
