@@ -406,3 +406,27 @@ func TestShellRedirectMakesOneVersion(t *testing.T) {
 		t.Fatalf("truncated version has %d bytes", vs[2].Size)
 	}
 }
+
+func TestVersionsFollowRecreatedFile(t *testing.T) {
+	m := mount(t)
+	hist := m.path(".versions/f.txt")
+	mustWrite(t, m.path("f.txt"), []byte("one"))
+	mustWrite(t, m.path("f.txt"), []byte("two"))
+	if names, err := os.ReadDir(hist); err != nil || len(names) != 2 {
+		t.Fatalf("before: %d versions, %v", len(names), err)
+	}
+	// Keep the history directory open, so the kernel cannot forget it.
+	d, err := os.Open(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	os.Remove(m.path("f.txt"))
+	mustWrite(t, m.path("f.txt"), []byte("three, a new file at the same path"))
+	// Lookups revalidate after the entry timeout; the listing must then
+	// hold the deleted file's versions and the new file's.
+	waitFor(t, "the new file's version under .versions", func() bool {
+		names, err := os.ReadDir(hist)
+		return err == nil && len(names) == 3
+	})
+}

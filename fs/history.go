@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
 	"path"
 	"path/filepath"
@@ -19,12 +20,48 @@ import (
 // histDir is a directory under .versions/. It stands for a path and is made
 // of every entry that is or was at that path (versions.Entry, live first):
 // for directories it lists their children, live and deleted; for regular
-// files it lists their versions as read-only files.
+// files it lists their versions as read-only files. It keeps only the path
+// and resolves the entries at each use: the kernel may hold the node long
+// after a file was deleted and recreated there, and go-fuse keeps the node
+// it has for an inode number rather than a fresh one from a later lookup.
 type histDir struct {
 	gofs.Inode
 	fs   *FS
 	path string // within the store, "" for .versions itself
-	ents []versions.Entry
+}
+
+// entries resolves what the directory stands for now.
+func (h *histDir) entries(ctx context.Context) ([]versions.Entry, error) {
+	if h.path == "" {
+		root, err := h.fs.cat.GetAttr(ctx, versions.RootIno)
+		if err != nil {
+			return nil, err
+		}
+		return []versions.Entry{{Attr: root}}, nil
+	}
+	all, err := h.fs.repo.Lookup(ctx, h.path)
+	if err != nil {
+		return nil, err
+	}
+	ents := all[:0]
+	for _, e := range all {
+		if e.IsDir() || e.IsRegular() {
+			ents = append(ents, e)
+		}
+	}
+	if len(ents) == 0 {
+		return nil, fmt.Errorf("%s: %w", h.path, versions.ErrNotExist)
+	}
+	return ents, nil
+}
+
+// histChild returns the inode under parent for the history directory p.
+func (f *FS) histChild(ctx context.Context, parent *gofs.Inode, p string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	h := &histDir{fs: f, path: p}
+	if errno := h.fill(ctx, &out.Attr); errno != 0 {
+		return nil, errno
+	}
+	return parent.NewInode(ctx, h, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: histIno("dir", p)}), 0
 }
 
 // histIno gives history nodes stable inode numbers that cannot collide
@@ -39,19 +76,16 @@ func histIno(parts ...string) uint64 {
 }
 
 func (f *FS) historyRoot(ctx context.Context, parent *gofs.Inode, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	root, err := f.cat.GetAttr(ctx, versions.RootIno)
-	if err != nil {
-		return nil, toErrno(err, "lookup .versions")
-	}
-	h := &histDir{fs: f, ents: []versions.Entry{{Attr: root}}}
-	ch := parent.NewInode(ctx, h, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: histIno("dir", "")})
-	h.fill(&out.Attr)
-	return ch, 0
+	return f.histChild(ctx, parent, "", out)
 }
 
-func (h *histDir) fill(out *fuse.Attr) {
-	a := h.ents[0].Attr
-	for _, e := range h.ents[1:] {
+func (h *histDir) fill(ctx context.Context, out *fuse.Attr) syscall.Errno {
+	ents, err := h.entries(ctx)
+	if err != nil {
+		return toErrno(err, "history", "path", h.path)
+	}
+	a := ents[0].Attr
+	for _, e := range ents[1:] {
 		if e.Mtime.After(a.Mtime) {
 			a.Mtime = e.Mtime
 		}
@@ -61,12 +95,12 @@ func (h *histDir) fill(out *fuse.Attr) {
 	fillAttr(a, out)
 	out.Ino = histIno("dir", h.path)
 	out.Nlink = 2
+	return 0
 }
 
 func (h *histDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	ctx = uninterruptible(ctx)
-	h.fill(&out.Attr)
-	return 0
+	return h.fill(ctx, &out.Attr)
 }
 
 // versionName is how a version appears in .versions: the file's name with
@@ -87,10 +121,10 @@ type histVersion struct {
 
 // versions lists the versions of the regular files among h's entries by
 // their names in the directory.
-func (h *histDir) versions(ctx context.Context) (map[string]histVersion, error) {
+func (h *histDir) versions(ctx context.Context, ents []versions.Entry) (map[string]histVersion, error) {
 	out := map[string]histVersion{}
 	name := path.Base(h.path)
-	for _, e := range h.ents {
+	for _, e := range ents {
 		if !e.IsRegular() {
 			continue
 		}
@@ -107,7 +141,11 @@ func (h *histDir) versions(ctx context.Context) (map[string]histVersion, error) 
 
 func (h *histDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = uninterruptible(ctx)
-	vs, err := h.versions(ctx)
+	ents, err := h.entries(ctx)
+	if err != nil {
+		return nil, toErrno(err, "lookup", "path", h.path)
+	}
+	vs, err := h.versions(ctx, ents)
 	if err != nil {
 		return nil, toErrno(err, "lookup", "path", h.path)
 	}
@@ -117,35 +155,17 @@ func (h *histDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		vf.fill(&out.Attr)
 		return ch, 0
 	}
-	var kids []versions.Entry
-	for _, e := range h.ents {
-		if !e.IsDir() {
-			continue
-		}
-		more, err := h.fs.repo.Children(ctx, e, name)
-		if err != nil {
-			return nil, toErrno(err, "lookup", "path", h.path, "name", name)
-		}
-		for _, k := range more {
-			if k.IsDir() || k.IsRegular() {
-				kids = append(kids, k)
-			}
-		}
-	}
-	if len(kids) == 0 {
-		return nil, syscall.ENOENT
-	}
-	p := path.Join(h.path, name)
-	child := &histDir{fs: h.fs, path: p, ents: kids}
-	ch := h.NewInode(ctx, child, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: histIno("dir", p)})
-	child.fill(&out.Attr)
-	return ch, 0
+	return h.fs.histChild(ctx, &h.Inode, path.Join(h.path, name), out)
 }
 
 func (h *histDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	ctx = uninterruptible(ctx)
 	var list []fuse.DirEntry
-	vs, err := h.versions(ctx)
+	ents, err := h.entries(ctx)
+	if err != nil {
+		return nil, toErrno(err, "readdir", "path", h.path)
+	}
+	vs, err := h.versions(ctx, ents)
 	if err != nil {
 		return nil, toErrno(err, "readdir", "path", h.path)
 	}
@@ -162,7 +182,7 @@ func (h *histDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		seen[name] = true
 		list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: histIno("dir", path.Join(h.path, name))})
 	}
-	for _, e := range h.ents {
+	for _, e := range ents {
 		if !e.IsDir() {
 			continue
 		}
