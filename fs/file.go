@@ -414,8 +414,12 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	n := h.n
 	n.mu.Lock()
 	n.writers--
+	// Only the last writer's release may commit a pending create or
+	// truncate: RELEASE is asynchronous, and an earlier handle's can arrive
+	// after the next open(O_TRUNC) but before that handle writes.
+	last := n.writers == 0
 	n.mu.Unlock()
-	if err := n.commit(context.WithoutCancel(ctx), true); err != nil {
+	if err := n.commit(context.WithoutCancel(ctx), last); err != nil {
 		return toErrno(err, "commit", "path", n.path())
 	}
 	return 0

@@ -161,3 +161,37 @@ func TestErrnoTable(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeLateReleaseAfterTruncate pins an interleaving a kernel produces:
+// the RELEASE of the previous writer arrives after the next open(O_TRUNC)
+// and before that handle writes. It must not commit the truncation as an
+// empty version.
+func TestNodeLateReleaseAfterTruncate(t *testing.T) {
+	ctx := context.Background()
+	f, root := newNodeFS(t)
+	var out fuse.EntryOut
+	ch, fh1, _, errno := root.Create(ctx, "f", syscall.O_WRONLY, 0o644, &out)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	fn := ch.Operations().(*fileNode)
+	h1 := fh1.(*handle)
+	h1.Write(ctx, []byte("first"), 0)
+	h1.Flush(ctx) // close(2) of the first writer: version 1
+	fh2, _, errno := fn.Open(ctx, syscall.O_WRONLY|syscall.O_TRUNC)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	h1.Release(ctx) // the first writer's late RELEASE
+	h2 := fh2.(*handle)
+	h2.Write(ctx, []byte("second"), 0)
+	h2.Flush(ctx) // version 2
+	h2.Release(ctx)
+	vs, err := f.cat.Versions(ctx, fn.ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 2 || vs[0].Size != 5 || vs[1].Size != 6 {
+		t.Fatalf("versions %+v, want sizes 5 and 6 only", vs)
+	}
+}
