@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -114,15 +113,7 @@ func (f *FS) fetch(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 
 // loadRecipe fetches a recipe through the chunk cache.
 func (f *FS) loadRecipe(ctx context.Context, id chunkstore.ID) (*recipe.Recipe, error) {
-	b, err := f.fetch(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("recipe %s: %w", id.Str(), err)
-	}
-	rec, err := recipe.Decode(b)
-	if err != nil {
-		return nil, fmt.Errorf("recipe %s: %w", id.Str(), err)
-	}
-	return rec, nil
+	return recipe.Load(ctx, id, f.fetch)
 }
 
 // readRecipe serves a read of rec, and prefetches the chunks after it when
@@ -164,8 +155,6 @@ func fillAttr(a versions.Attr, out *fuse.Attr) {
 	out.Owner = fuse.Owner{Uid: a.Uid, Gid: a.Gid}
 	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
 }
-
-func logf(msg string, args ...any) { slog.Debug(msg, args...) }
 
 var now = time.Now
 

@@ -209,3 +209,16 @@ func (r *Recipe) StoredSize() int64 {
 	}
 	return n
 }
+
+// Load fetches the recipe chunk id and decodes it; errors name the recipe.
+func Load(ctx context.Context, id chunkstore.ID, fetch Fetch) (*Recipe, error) {
+	b, err := fetch(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("recipe %s: %w", id.Str(), err)
+	}
+	rec, err := Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("recipe %s: %w", id.Str(), err)
+	}
+	return rec, nil
+}

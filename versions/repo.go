@@ -259,15 +259,7 @@ func isZero(b []byte) bool {
 
 // LoadRecipe fetches and decodes the recipe chunk id.
 func (r *Repo) LoadRecipe(ctx context.Context, id chunkstore.ID) (*recipe.Recipe, error) {
-	b, err := r.chunks.Get(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("recipe %s: %w", id.Str(), err)
-	}
-	rec, err := recipe.Decode(b)
-	if err != nil {
-		return nil, fmt.Errorf("recipe %s: %w", id.Str(), err)
-	}
-	return rec, nil
+	return recipe.Load(ctx, id, r.chunks.Get)
 }
 
 // Fetch returns the verified plain bytes of chunk id.
