@@ -26,6 +26,7 @@ import (
 // it has for an inode number rather than a fresh one from a later lookup.
 type histDir struct {
 	gofs.Inode
+	readOnly
 	fs   *FS
 	path string // within the store, "" for .versions itself
 }
@@ -228,18 +229,30 @@ func (h *histDir) Rmdir(context.Context, string) syscall.Errno  { return syscall
 func (h *histDir) Rename(context.Context, string, gofs.InodeEmbedder, string, uint32) syscall.Errno {
 	return syscall.EROFS
 }
-func (h *histDir) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
+
+// readOnly answers EROFS to every change of attributes. Both kinds of node
+// under .versions embed it; the directory adds the namespace changes.
+type readOnly struct{}
+
+func (readOnly) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
 	return syscall.EROFS
 }
-func (h *histDir) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
+func (readOnly) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
 	return syscall.EROFS
 }
-func (h *histDir) Removexattr(context.Context, string) syscall.Errno { return syscall.EROFS }
+func (readOnly) Removexattr(context.Context, string) syscall.Errno { return syscall.EROFS }
+
+var (
+	_ gofs.NodeSetattrer     = (*histDir)(nil)
+	_ gofs.NodeSetxattrer    = (*versionFile)(nil)
+	_ gofs.NodeRemovexattrer = (*histDir)(nil)
+)
 
 // versionFile is one version of a file: read-only, immutable, so the kernel
 // may keep its pages for good.
 type versionFile struct {
 	gofs.Inode
+	readOnly
 	fs   *FS
 	hv   histVersion
 	name string
@@ -278,14 +291,6 @@ func (v *versionFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, 
 	}
 	return &versionHandle{v: v}, fuse.FOPEN_KEEP_CACHE, 0
 }
-
-func (v *versionFile) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
-	return syscall.EROFS
-}
-func (v *versionFile) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
-	return syscall.EROFS
-}
-func (v *versionFile) Removexattr(context.Context, string) syscall.Errno { return syscall.EROFS }
 
 type versionHandle struct {
 	v       *versionFile
