@@ -134,7 +134,11 @@ func TestVersionsDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(names) != 3 {
-		t.Fatalf("%d versions listed, want 3", len(names))
+		var sizes []int64
+		for _, v := range m.versionsOf(t, "docs/report.txt") {
+			sizes = append(sizes, v.Size)
+		}
+		t.Fatalf("%d versions listed, want 3 (sizes %v)", len(names), sizes)
 	}
 	sorted := make([]string, len(names))
 	for i, n := range names {

@@ -122,13 +122,30 @@ func (n *fileNode) overlay(a versions.Attr) versions.Attr {
 	return a
 }
 
+// current is what a program should see of the file now: the catalog's
+// attributes with the staging file's size and mtime while there is one. The
+// staging file is taken before the catalog is read: if a commit drops it in
+// between, its size is still the committed one, and if there was none, the
+// catalog read comes after any commit that dropped it.
+func (n *fileNode) current(ctx context.Context) (versions.Attr, error) {
+	n.mu.RLock()
+	st := n.st
+	n.mu.RUnlock()
+	a, err := n.attr(ctx)
+	if err == nil && st != nil {
+		a.Size = st.size.Load()
+		a.Mtime = time.Unix(0, st.mtime.Load())
+	}
+	return a, err
+}
+
 func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	ctx = uninterruptible(ctx)
-	a, err := n.attr(ctx)
+	a, err := n.current(ctx)
 	if err != nil {
 		return toErrno(err, "getattr", "path", n.path())
 	}
-	fillAttr(n.overlay(a), &out.Attr)
+	fillAttr(a, &out.Attr)
 	return 0
 }
 
@@ -212,6 +229,11 @@ func (n *fileNode) dropLocked() {
 func (n *fileNode) commit(ctx context.Context, last bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.commitLocked(ctx, last)
+}
+
+// commitLocked is commit with n.mu held.
+func (n *fileNode) commitLocked(ctx context.Context, last bool) error {
 	st := n.st
 	if st == nil {
 		return nil
@@ -299,20 +321,20 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 				}
 				st.mtime.Store(now().UnixNano())
 			}
-			// truncate(2) on a path with no writer open: nothing will
-			// close it, so it commits now.
-			commitNow = n.writers == 0
+			// truncate(2) names a path, not a descriptor (no fh): no
+			// close will follow it, so it commits now, whoever else has
+			// the file open. ftruncate(2) commits at the next close.
+			commitNow = fh == nil
+		}
+		if err == nil && commitNow {
+			err = n.commitLocked(ctx, true)
 		}
 		n.mu.Unlock()
-		if err == nil && commitNow {
-			err = n.commit(ctx, true)
-		}
 		if err != nil {
 			return toErrno(err, "truncate", "path", n.path())
 		}
 	}
-	a, err := n.setMeta(ctx, in)
-	if err != nil {
+	if _, err := n.setMeta(ctx, in); err != nil {
 		return toErrno(err, "setattr", "path", n.path())
 	}
 	if t, ok := in.GetMTime(); ok {
@@ -322,7 +344,11 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		}
 		n.mu.RUnlock()
 	}
-	fillAttr(n.overlay(a), &out.Attr)
+	a, err := n.current(ctx)
+	if err != nil {
+		return toErrno(err, "setattr", "path", n.path())
+	}
+	fillAttr(a, &out.Attr)
 	return 0
 }
 
@@ -413,13 +439,13 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	}
 	n := h.n
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	n.writers--
 	// Only the last writer's release may commit a pending create or
 	// truncate: RELEASE is asynchronous, and an earlier handle's can arrive
-	// after the next open(O_TRUNC) but before that handle writes.
-	last := n.writers == 0
-	n.mu.Unlock()
-	if err := n.commit(context.WithoutCancel(ctx), last); err != nil {
+	// after the next open(O_TRUNC) but before that handle writes. Counting
+	// and committing under one lock keeps such an open out of the middle.
+	if err := n.commitLocked(context.WithoutCancel(ctx), n.writers == 0); err != nil {
 		return toErrno(err, "commit", "path", n.path())
 	}
 	return 0

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +68,12 @@ func mountWith(t *testing.T, edit func(*Options)) *testMount {
 	if err := os.Mkdir(m.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	server, err := Mount(m.fs, m.dir, MountOptions{FsName: "casfs-test"})
+	// CASFS_TEST_FUSE_DEBUG=1 logs every FUSE request, to find races.
+	debug := os.Getenv("CASFS_TEST_FUSE_DEBUG") != ""
+	if debug {
+		slog.SetLogLoggerLevel(slog.LevelDebug)
+	}
+	server, err := Mount(m.fs, m.dir, MountOptions{FsName: "casfs-test", Debug: debug})
 	if err != nil {
 		t.Fatal(err)
 	}
