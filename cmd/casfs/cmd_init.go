@@ -24,9 +24,9 @@ func init() {
 		name:  "init",
 		args:  "STORE",
 		short: "create a new store",
-		long: `Creates a store: a directory (made if missing; it must be empty) or a Ceph
-pool (rados://POOL). Chunking, hashing and compression are fixed at init and
-recorded in the store's config.
+		long: `Creates a store in a directory (made if missing; it must be empty).
+Chunking, hashing and compression are fixed at init and recorded in the
+store's config. (Ceph pools, rados://POOL, are not supported yet.)
 
 The default chunker is FastCDC (content-defined; nominal average 640 KiB,
 which gives chunks of ~0.75 MiB on real data): an insertion

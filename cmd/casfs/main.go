@@ -54,7 +54,7 @@ Commands:
 		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].short)
 	}
 	fmt.Fprintf(w, `
-STORE is a directory (the local store) or rados://POOL (Ceph; builds with -tags ceph).
+STORE is a directory (the local store). Ceph pools (rados://POOL) are not supported yet.
 Run 'casfs COMMAND --help' for a command's options and examples.
 
 Exit status: 0 success, 1 error, 2 usage error, 3 damage found (fsck) or
