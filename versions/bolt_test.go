@@ -17,7 +17,7 @@ import (
 	"github.com/casfs/casfs/versions/versionstest"
 )
 
-func openBolt(t testing.TB, path string, opts versions.BoltOptions) *versions.Bolt {
+func openBolt(t testing.TB, path string, opts versions.BoltOptions) *versions.KVCatalog {
 	t.Helper()
 	c, err := versions.OpenBolt(path, opts)
 	if err != nil {
@@ -27,18 +27,18 @@ func openBolt(t testing.TB, path string, opts versions.BoltOptions) *versions.Bo
 	return c
 }
 
-// checked runs BoltCheck when the suite closes the catalog, so every
+// checked runs Check when the suite closes the catalog, so every
 // conformance test also proves the buckets consistent afterwards.
 type checked struct {
-	*versions.Bolt
+	*versions.KVCatalog
 	t *testing.T
 }
 
 func (c checked) Close() error {
-	if err := versions.BoltCheck(c.Bolt); err != nil {
+	if err := c.KVCatalog.Check(context.Background()); err != nil {
 		c.t.Errorf("catalog inconsistent after the test:\n%v", err)
 	}
-	return c.Bolt.Close()
+	return c.KVCatalog.Close()
 }
 
 func TestBolt(t *testing.T) {
@@ -262,7 +262,7 @@ func TestBoltErrorsNameTheEntry(t *testing.T) {
 
 // benchDir makes a catalog with a directory of n files, in one transaction
 // (a commit per create would spend the benchmark's setup on fsync).
-func benchDir(b *testing.B, n int) (*versions.Bolt, versions.Ino) {
+func benchDir(b *testing.B, n int) (*versions.KVCatalog, versions.Ino) {
 	c := openBolt(b, filepath.Join(b.TempDir(), "catalog.db"), versions.BoltOptions{})
 	dir, err := versions.BoltBulkCreate(c, n)
 	if err != nil {

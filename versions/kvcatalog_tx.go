@@ -3,15 +3,14 @@ package versions
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/casfs/casfs/chunkstore"
 )
 
-// Bucket names; the layout is described in bolt_codec.go.
+// Bucket names; the layout is described in kvcatalog_codec.go.
 var (
 	bktMeta     = []byte("meta")
 	bktInodes   = []byte("inodes")
@@ -30,26 +29,26 @@ var (
 	metaDelSeq  = []byte("delseq")
 )
 
-// boltTx is one read-write transaction. Inodes it reads are cached and
+// kvTxn is one read-write transaction. Inodes it reads are cached and
 // written back once by flush, so an operation that touches the same
 // directory under two roles (rename within one directory, a purge that
 // updates a parent it then drops) never writes a stale copy over a newer
 // one.
-type boltTx struct {
-	tx  *bolt.Tx
+type kvTxn struct {
+	tx  KVTx
 	now time.Time
 
-	meta, inodes, dirents, names, deleted, dindex, versions, xattrs *bolt.Bucket
+	meta, inodes, dirents, names, deleted, dindex, versions, xattrs KVBucket
 
 	cache map[Ino]*Attr
 	dirty map[Ino]bool
 }
 
-func newBoltTx(tx *bolt.Tx, now time.Time) (*boltTx, error) {
-	w := &boltTx{tx: tx, now: now, cache: map[Ino]*Attr{}, dirty: map[Ino]bool{}}
+func newKVTxn(tx KVTx, now time.Time) (*kvTxn, error) {
+	w := &kvTxn{tx: tx, now: now, cache: map[Ino]*Attr{}, dirty: map[Ino]bool{}}
 	for _, b := range []struct {
 		name []byte
-		p    **bolt.Bucket
+		p    *KVBucket
 	}{
 		{bktMeta, &w.meta}, {bktInodes, &w.inodes}, {bktDirents, &w.dirents},
 		{bktNames, &w.names}, {bktDeleted, &w.deleted}, {bktDIndex, &w.dindex},
@@ -64,7 +63,7 @@ func newBoltTx(tx *bolt.Tx, now time.Time) (*boltTx, error) {
 
 // inode returns ino's record for reading and changing; call touch after a
 // change. A missing inode is ErrNotExist.
-func (w *boltTx) inode(ino Ino) (*Attr, error) {
+func (w *kvTxn) inode(ino Ino) (*Attr, error) {
 	if a, ok := w.cache[ino]; ok {
 		return a, nil
 	}
@@ -82,7 +81,7 @@ func (w *boltTx) inode(ino Ino) (*Attr, error) {
 
 // liveDir returns a directory that still has a name: the only kind new
 // entries can go into.
-func (w *boltTx) liveDir(ino Ino) (*Attr, error) {
+func (w *kvTxn) liveDir(ino Ino) (*Attr, error) {
 	a, err := w.inode(ino)
 	if err != nil {
 		return nil, err
@@ -97,18 +96,18 @@ func (w *boltTx) liveDir(ino Ino) (*Attr, error) {
 }
 
 // touch marks a changed inode for flush.
-func (w *boltTx) touch(a *Attr) {
+func (w *kvTxn) touch(a *Attr) {
 	w.cache[a.Ino] = a
 	w.dirty[a.Ino] = true
 }
 
 // changed sets a directory's mtime and ctime to now, as an entry change does.
-func (w *boltTx) changed(dir *Attr) {
+func (w *kvTxn) changed(dir *Attr) {
 	dir.Mtime, dir.Ctime = w.now, w.now
 	w.touch(dir)
 }
 
-func (w *boltTx) flush() error {
+func (w *kvTxn) flush() error {
 	for ino := range w.dirty {
 		if err := w.inodes.Put(inoKey(ino), encodeInode(w.cache[ino])); err != nil {
 			return err
@@ -118,7 +117,7 @@ func (w *boltTx) flush() error {
 }
 
 // counter increments a meta counter and returns the new value.
-func (w *boltTx) counter(key []byte) (uint64, error) {
+func (w *kvTxn) counter(key []byte) (uint64, error) {
 	var n uint64
 	if v := w.meta.Get(key); len(v) == 8 {
 		n = binary.BigEndian.Uint64(v)
@@ -129,14 +128,14 @@ func (w *boltTx) counter(key []byte) (uint64, error) {
 	return n, w.meta.Put(key, beUint64(n))
 }
 
-func (w *boltTx) newIno() (Ino, error) {
+func (w *kvTxn) newIno() (Ino, error) {
 	n, err := w.counter(metaNextIno)
 	return Ino(n), err
 }
 
 // newVersionID returns an ID after every one handed out before, even when
 // the clock stands still or steps back.
-func (w *boltTx) newVersionID() (VersionID, error) {
+func (w *kvTxn) newVersionID() (VersionID, error) {
 	nanos := w.now.UnixNano()
 	if v := w.meta.Get(metaLastVer); len(v) == 8 {
 		if last := int64(binary.BigEndian.Uint64(v)); nanos <= last {
@@ -149,7 +148,7 @@ func (w *boltTx) newVersionID() (VersionID, error) {
 }
 
 // dirent looks up name in parent.
-func (w *boltTx) dirent(parent Ino, name string) (ino Ino, mode uint32, ok bool, err error) {
+func (w *kvTxn) dirent(parent Ino, name string) (ino Ino, mode uint32, ok bool, err error) {
 	v := w.dirents.Get(inoNameKey(parent, name))
 	if v == nil {
 		return 0, 0, false, nil
@@ -158,14 +157,14 @@ func (w *boltTx) dirent(parent Ino, name string) (ino Ino, mode uint32, ok bool,
 	return ino, mode, err == nil, err
 }
 
-func (w *boltTx) putDirent(parent Ino, name string, ino Ino, mode uint32) error {
+func (w *kvTxn) putDirent(parent Ino, name string, ino Ino, mode uint32) error {
 	if err := w.dirents.Put(inoNameKey(parent, name), direntVal(ino, mode&ModeType)); err != nil {
 		return err
 	}
 	return w.names.Put(backlinkKey(ino, parent, name), nil)
 }
 
-func (w *boltTx) delDirent(parent Ino, name string, ino Ino) error {
+func (w *kvTxn) delDirent(parent Ino, name string, ino Ino) error {
 	if err := w.dirents.Delete(inoNameKey(parent, name)); err != nil {
 		return err
 	}
@@ -173,22 +172,33 @@ func (w *boltTx) delDirent(parent Ino, name string, ino Ino) error {
 }
 
 // prefixKeys returns copies of b's keys that start with prefix, to delete
-// or visit after the cursor is gone (bolt cursors do not survive changes).
-func prefixKeys(b *bolt.Bucket, prefix []byte) [][]byte {
+// or visit after the scan (a KV's scan must not see changes made during it).
+func prefixKeys(b KVBucket, prefix []byte) [][]byte {
 	var keys [][]byte
-	c := b.Cursor()
-	for k, _ := c.Seek(prefix); keyHasPrefix(k, prefix); k, _ = c.Next() {
+	// A scan error is the KV's to report: it fails the transaction.
+	_ = b.Scan(prefix, nil, func(k, _ []byte) error {
 		keys = append(keys, bytes.Clone(k))
-	}
+		return nil
+	})
 	return keys
 }
 
-func anyPrefix(b *bolt.Bucket, prefix []byte) bool {
-	k, _ := b.Cursor().Seek(prefix)
-	return keyHasPrefix(k, prefix)
+// errFound stops a scan at its first key.
+var errFound = errors.New("found")
+
+// firstKey returns a copy of b's first key with prefix, nil if none.
+func firstKey(b KVBucket, prefix []byte) []byte {
+	var first []byte
+	_ = b.Scan(prefix, nil, func(k, _ []byte) error {
+		first = bytes.Clone(k)
+		return errFound
+	})
+	return first
 }
 
-func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+func anyPrefix(b KVBucket, prefix []byte) bool { return firstKey(b, prefix) != nil }
+
+func deletePrefix(b KVBucket, prefix []byte) error {
 	for _, k := range prefixKeys(b, prefix) {
 		if err := b.Delete(k); err != nil {
 			return err
@@ -198,18 +208,18 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 }
 
 // hasChildren reports whether dir has live entries.
-func (w *boltTx) hasChildren(dir Ino) bool { return anyPrefix(w.dirents, inoKey(dir)) }
+func (w *kvTxn) hasChildren(dir Ino) bool { return anyPrefix(w.dirents, inoKey(dir)) }
 
 // hasDeleted reports whether dir has deleted entries.
-func (w *boltTx) hasDeleted(dir Ino) bool { return anyPrefix(w.deleted, inoKey(dir)) }
+func (w *kvTxn) hasDeleted(dir Ino) bool { return anyPrefix(w.deleted, inoKey(dir)) }
 
-func (w *boltTx) hasVersions(ino Ino) bool { return anyPrefix(w.versions, inoKey(ino)) }
+func (w *kvTxn) hasVersions(ino Ino) bool { return anyPrefix(w.versions, inoKey(ino)) }
 
 // parentOf returns the directory holding a live directory's name.
-func (w *boltTx) parentOf(dir Ino) (Ino, error) {
+func (w *kvTxn) parentOf(dir Ino) (Ino, error) {
 	prefix := inoKey(dir)
-	k, _ := w.names.Cursor().Seek(prefix)
-	if !keyHasPrefix(k, prefix) || len(k) < 16 {
+	k := firstKey(w.names, prefix)
+	if len(k) < 16 {
 		return 0, fmt.Errorf("catalog corrupt: directory %d has no name", dir)
 	}
 	return keyIno(k[8:]), nil
@@ -217,7 +227,7 @@ func (w *boltTx) parentOf(dir Ino) (Ino, error) {
 
 // checkNotBelow fails with ErrInvalid if dir is ino or lies below it, by
 // walking parent links up to the root.
-func (w *boltTx) checkNotBelow(dir, ino Ino) error {
+func (w *kvTxn) checkNotBelow(dir, ino Ino) error {
 	for depth := 0; ; depth++ {
 		if dir == ino {
 			return fmt.Errorf("directory %d would move below itself: %w", ino, ErrInvalid)
@@ -238,7 +248,7 @@ func (w *boltTx) checkNotBelow(dir, ino Ino) error {
 
 // dropInode deletes an inode with its versions and xattrs. Its names and
 // deleted entry are the caller's business.
-func (w *boltTx) dropInode(ino Ino) error {
+func (w *kvTxn) dropInode(ino Ino) error {
 	delete(w.cache, ino)
 	delete(w.dirty, ino)
 	k := inoKey(ino)
@@ -252,7 +262,7 @@ func (w *boltTx) dropInode(ino Ino) error {
 }
 
 // addDeleted lists a with Nlink 0 among parent's deleted entries.
-func (w *boltTx) addDeleted(parent Ino, name string, a *Attr) error {
+func (w *kvTxn) addDeleted(parent Ino, name string, a *Attr) error {
 	seq, err := w.counter(metaDelSeq)
 	if err != nil {
 		return err
@@ -268,7 +278,7 @@ func (w *boltTx) addDeleted(parent Ino, name string, a *Attr) error {
 
 // unlistDeleted removes ino's deleted entry if it has one and returns the
 // directory it was listed in (0 if none).
-func (w *boltTx) unlistDeleted(ino Ino) (Ino, error) {
+func (w *kvTxn) unlistDeleted(ino Ino) (Ino, error) {
 	ik := inoKey(ino)
 	k := w.dindex.Get(ik)
 	if k == nil {
@@ -286,7 +296,7 @@ func (w *boltTx) unlistDeleted(ino Ino) (Ino, error) {
 
 // dropEmptyDeleted drops a removed directory once its last deleted entry is
 // gone, and so on up: it was only kept to reach the history below it.
-func (w *boltTx) dropEmptyDeleted(dir Ino) error {
+func (w *kvTxn) dropEmptyDeleted(dir Ino) error {
 	for dir != 0 {
 		a, err := w.inode(dir)
 		if err != nil || !a.IsDir() || a.Nlink != 0 || w.hasDeleted(dir) || w.hasChildren(dir) {
@@ -307,7 +317,7 @@ func (w *boltTx) dropEmptyDeleted(dir Ino) error {
 // unlink removes the entry parent/name naming ino, as unlink(2), rmdir(2) or
 // a rename over it do. The caller has checked the types and that a
 // directory is empty.
-func (w *boltTx) unlink(parent *Attr, name string, ino Ino) error {
+func (w *kvTxn) unlink(parent *Attr, name string, ino Ino) error {
 	a, err := w.inode(ino)
 	if err != nil {
 		return fmt.Errorf("catalog corrupt: entry %d/%q: %w", parent.Ino, name, err)
@@ -339,7 +349,7 @@ func (w *boltTx) unlink(parent *Attr, name string, ino Ino) error {
 }
 
 // create is Catalog.Create within a transaction.
-func (w *boltTx) create(parent Ino, name string, a Attr) (Attr, error) {
+func (w *kvTxn) create(parent Ino, name string, a Attr) (Attr, error) {
 	p, err := w.liveDir(parent)
 	if err != nil {
 		return Attr{}, err
@@ -390,7 +400,7 @@ func (w *boltTx) create(parent Ino, name string, a Attr) (Attr, error) {
 
 // purge removes ino and everything below it. Inodes already gone (a hard
 // link met twice) are skipped.
-func (w *boltTx) purge(ino Ino) error {
+func (w *kvTxn) purge(ino Ino) error {
 	a, err := w.inode(ino)
 	if err != nil {
 		return nil
