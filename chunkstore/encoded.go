@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -118,7 +119,25 @@ func NewEncoded(inner Store, hash Hash, compression string) (Store, error) {
 	default:
 		return nil, fmt.Errorf("%w: compression %q (known: zstd, none)", ErrUnknownFormat, compression)
 	}
-	return &encoded{Store: inner, hash: hash, compress: compress}, nil
+	e := &encoded{Store: inner, hash: hash, compress: compress}
+	if t, ok := inner.(Toucher); ok {
+		// Touch and DeleteIfIdle work on IDs, not bytes: they pass
+		// through, and the result still is a Toucher.
+		return &encodedToucher{e, t}, nil
+	}
+	return e, nil
+}
+
+// encodedToucher is an encoded store over a Toucher.
+type encodedToucher struct {
+	*encoded
+	t Toucher
+}
+
+func (e *encodedToucher) Touch(ctx context.Context, id ID) (bool, error) { return e.t.Touch(ctx, id) }
+
+func (e *encodedToucher) DeleteIfIdle(ctx context.Context, id ID, since time.Time) (bool, error) {
+	return e.t.DeleteIfIdle(ctx, id, since)
 }
 
 // Put frames and, if it makes the chunk smaller, compresses data.

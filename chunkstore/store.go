@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Store keeps chunks by ID. See the package documentation for the contract
@@ -79,3 +80,32 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 
 // NotFound returns an error for id that matches ErrNotFound.
 func NotFound(id ID) error { return fmt.Errorf("chunk %s: %w", id, ErrNotFound) }
+
+// Toucher is implemented by stores that several processes write to at once
+// (a RADOS pool mounted on several machines). There, a commit's in-process
+// hold on a chunk cannot stop another machine's garbage collection, so
+// casfs protects chunks by time instead:
+//
+//   - A commit that relies on a chunk already stored Touches it, and one
+//     that stores a chunk Puts it: either way the chunk's change time is
+//     now. The commit writes its version entry within a bounded time of
+//     its first Touch or Put, or touches its chunks again.
+//   - Garbage collection marks from the catalog, then deletes a chunk
+//     nothing references only with DeleteIfIdle(id, start-margin), which
+//     leaves any chunk put or touched since then in place.
+//
+// A commit whose version gc's mark missed began after start-margin, so
+// every chunk it relies on was touched or put after that and survives; a
+// chunk gc deleted before the commit touched it makes the Touch report
+// false, and the commit puts it again. versions.Repo documents the margin.
+type Toucher interface {
+	// Touch records that id is in use now. It reports false, changing
+	// nothing, if id is not stored.
+	Touch(ctx context.Context, id ID) (bool, error)
+	// DeleteIfIdle deletes id unless it was put or touched at or after
+	// since, as one atomic step: a Touch that races with it either comes
+	// first and keeps the chunk, or comes after and reports false. It
+	// reports whether it deleted; a missing id gives an error matching
+	// ErrNotFound.
+	DeleteIfIdle(ctx context.Context, id ID, since time.Time) (bool, error)
+}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/casfs/casfs/chunkstore"
 )
@@ -37,6 +38,64 @@ func Run(t *testing.T, open func(t *testing.T) chunkstore.Store) {
 			tc.fn(t, openOwned(t, open))
 		})
 	}
+	t.Run("Toucher", func(t *testing.T) {
+		s := openOwned(t, open)
+		if _, ok := s.(chunkstore.Toucher); !ok {
+			t.Skip("not a chunkstore.Toucher")
+		}
+		testToucher(t, s)
+	})
+}
+
+// testToucher checks the time-based deletion shared stores offer gc. Stores
+// may keep change times in whole seconds (RADOS does), so the steps are
+// more than a second apart and the checks allow a second of slack.
+func testToucher(t *testing.T, s chunkstore.Store) {
+	ctx := context.Background()
+	ts := s.(chunkstore.Toucher)
+	cs := randomChunks(7, 3, 1000)
+	old, touched, fresh := cs[0], cs[1], cs[2]
+
+	if ok, err := ts.Touch(ctx, old.id); err != nil || ok {
+		t.Fatalf("Touch of a missing chunk: %v, %v; want false, nil", ok, err)
+	}
+	mustHave(t, s, old.id, false)
+	if _, err := ts.DeleteIfIdle(ctx, old.id, time.Now()); !errors.Is(err, chunkstore.ErrNotFound) {
+		t.Fatalf("DeleteIfIdle of a missing chunk: %v, want ErrNotFound", err)
+	}
+
+	mustPut(t, s, old)
+	mustPut(t, s, touched)
+	time.Sleep(2100 * time.Millisecond)
+	mid := time.Now()
+	time.Sleep(1100 * time.Millisecond)
+	if ok, err := ts.Touch(ctx, touched.id); err != nil || !ok {
+		t.Fatalf("Touch of a stored chunk: %v, %v; want true, nil", ok, err)
+	}
+	mustPut(t, s, fresh)
+
+	// Put or touched after mid: kept, and still whole.
+	for _, c := range []chunk{touched, fresh} {
+		if del, err := ts.DeleteIfIdle(ctx, c.id, mid); err != nil || del {
+			t.Fatalf("DeleteIfIdle of a chunk changed after since: %v, %v; want false, nil", del, err)
+		}
+		mustGet(t, s, c)
+	}
+	// Put before mid and not touched since: deleted.
+	if del, err := ts.DeleteIfIdle(ctx, old.id, mid); err != nil || !del {
+		t.Fatalf("DeleteIfIdle of an idle chunk: %v, %v; want true, nil", del, err)
+	}
+	mustBeMissing(t, s, old.id)
+	if ok, err := ts.Touch(ctx, old.id); err != nil || ok {
+		t.Fatalf("Touch after DeleteIfIdle: %v, %v; want false, nil", ok, err)
+	}
+	// Everything is idle since a time after the last change.
+	time.Sleep(1100 * time.Millisecond)
+	later := time.Now().Add(1100 * time.Millisecond)
+	if del, err := ts.DeleteIfIdle(ctx, touched.id, later); err != nil || !del {
+		t.Fatalf("DeleteIfIdle of a chunk touched before since: %v, %v; want true, nil", del, err)
+	}
+	mustBeMissing(t, s, touched.id)
 }
 
 // RunReopen runs Run and then checks read-after-write across instances:

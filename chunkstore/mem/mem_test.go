@@ -11,3 +11,7 @@ import (
 func TestConformance(t *testing.T) {
 	chunkstoretest.Run(t, func(t *testing.T) chunkstore.Store { return mem.New() })
 }
+
+func TestConformanceShared(t *testing.T) {
+	chunkstoretest.Run(t, func(t *testing.T) chunkstore.Store { return mem.NewShared(nil) })
+}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -100,6 +101,9 @@ type Conn struct {
 	meta   *librados.IOContext // namespace opts.Namespace: the config object
 	chunks *librados.IOContext // namespace opts.chunksNamespace()
 	sem    chan struct{}       // one slot per librados call in flight
+
+	poolMu sync.Mutex
+	pools  map[string][]*librados.IOContext // idle IOContexts by namespace
 }
 
 // Connect connects to the cluster opts describe and opens opts.Pool. It fails
@@ -278,6 +282,14 @@ func (c *Conn) Close() {
 			io.Destroy()
 		}
 	}
+	c.poolMu.Lock()
+	for _, ios := range c.pools {
+		for _, io := range ios {
+			io.Destroy()
+		}
+	}
+	c.pools = nil
+	c.poolMu.Unlock()
 	c.conn.Shutdown()
 	c.conn, c.meta, c.chunks = nil, nil, nil
 }
@@ -307,6 +319,69 @@ func (c *Conn) call(ctx context.Context, fn func() error) error {
 	}
 	return err
 }
+
+// Call runs fn, which makes blocking librados calls, in one of the
+// connection's slots, with the context checks described in the package
+// documentation. It is for packages that keep more than chunks in the pool.
+func (c *Conn) Call(ctx context.Context, fn func() error) error { return c.call(ctx, fn) }
+
+// WithIOContext runs fn in one of the connection's slots with an IOContext
+// on namespace ns that nobody else uses meanwhile. librados keeps the
+// version of the last object an IOContext read or wrote in the IOContext
+// (GetLastVersion), so anything that compares versions needs one of its
+// own; they are pooled, as opening one costs a little.
+func (c *Conn) WithIOContext(ctx context.Context, ns string, fn func(io *librados.IOContext) error) error {
+	return c.call(ctx, func() error {
+		io, err := c.getIOContext(ns)
+		if err != nil {
+			return err
+		}
+		defer c.putIOContext(ns, io)
+		return fn(io)
+	})
+}
+
+func (c *Conn) getIOContext(ns string) (*librados.IOContext, error) {
+	c.poolMu.Lock()
+	if ios := c.pools[ns]; len(ios) > 0 {
+		io := ios[len(ios)-1]
+		c.pools[ns] = ios[:len(ios)-1]
+		c.poolMu.Unlock()
+		return io, nil
+	}
+	c.poolMu.Unlock()
+	io, err := c.conn.OpenIOContext(c.opts.Pool)
+	if err != nil {
+		return nil, err
+	}
+	io.SetNamespace(ns)
+	return io, nil
+}
+
+func (c *Conn) putIOContext(ns string, io *librados.IOContext) {
+	c.poolMu.Lock()
+	defer c.poolMu.Unlock()
+	if c.pools == nil {
+		c.pools = map[string][]*librados.IOContext{}
+	}
+	// At most one per slot can be in use, so the pool stays that small.
+	if len(c.pools[ns]) >= c.opts.Concurrency {
+		io.Destroy()
+		return
+	}
+	c.pools[ns] = append(c.pools[ns], io)
+}
+
+// Namespace is the namespace of the store's own objects (its config): the
+// place for anything else a store keeps in the pool.
+func (c *Conn) Namespace() string { return c.opts.Namespace }
+
+// Location names the store, as in messages: rados://POOL, with the
+// namespace if there is one.
+func (c *Conn) Location() string { return c.opts.location() }
+
+// Errno returns the positive errno of a go-ceph error, 0 if it has none.
+func Errno(err error) syscall.Errno { return errno(err) }
 
 // errno returns the positive errno of a go-ceph error, 0 if it has none.
 func errno(err error) syscall.Errno {

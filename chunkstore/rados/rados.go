@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
+	"time"
 
 	librados "github.com/ceph/go-ceph/rados"
 	"golang.org/x/sync/errgroup"
@@ -356,6 +358,78 @@ func (s *Store) listError(err error) error {
 		return err
 	}
 	return fmt.Errorf("store %s: list namespace %q: %w", s.c.opts.location(), s.c.opts.chunksNamespace(), err)
+}
+
+// touchXattr is the object attribute Touch sets. Its value is the time, for
+// people looking at the pool; gc goes by the object's mtime, which every
+// write, this one included, sets.
+const touchXattr = "casfs.touched"
+
+var _ chunkstore.Toucher = (*Store)(nil)
+
+// Touch implements chunkstore.Toucher: one write op that asserts the object
+// exists and sets an attribute, which moves its mtime (and version) on.
+func (s *Store) Touch(ctx context.Context, id chunkstore.ID) (bool, error) {
+	err := s.c.call(ctx, func() error {
+		op := librados.CreateWriteOp()
+		defer op.Release()
+		op.AssertExists()
+		op.SetXattr(touchXattr, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+		return op.Operate(s.c.chunks, id.String(), librados.OperationNoFlag)
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, librados.ErrNotFound):
+		return false, nil
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false, err
+	}
+	return false, s.errorf("touch", id, err)
+}
+
+// DeleteIfIdle implements chunkstore.Toucher. It stats the object, which
+// gives its mtime and version, and if the mtime is before since removes it
+// in one op guarded by that version: a Touch or Put in between changes the
+// version and the remove does nothing. rados_stat gives whole seconds, so
+// an mtime counts as idle only if it is a full second before since.
+func (s *Store) DeleteIfIdle(ctx context.Context, id chunkstore.ID, since time.Time) (bool, error) {
+	deleted := false
+	err := s.c.WithIOContext(ctx, s.c.opts.chunksNamespace(), func(io *librados.IOContext) error {
+		st, err := io.Stat(id.String())
+		if err != nil {
+			return err
+		}
+		ver, err := io.GetLastVersion()
+		if err != nil {
+			return err
+		}
+		if !st.ModTime.Add(time.Second).Before(since) {
+			return nil
+		}
+		op := librados.CreateWriteOp()
+		defer op.Release()
+		op.AssertVersion(ver)
+		op.Remove()
+		err = op.Operate(io, id.String(), librados.OperationNoFlag)
+		switch errno(err) {
+		case 0:
+			deleted = true
+			return nil
+		case syscall.ERANGE, syscall.EOVERFLOW, syscall.ENOENT:
+			return nil // changed (touched, put again) or gone since the stat
+		}
+		return err
+	})
+	switch {
+	case err == nil:
+		return deleted, nil
+	case errors.Is(err, librados.ErrNotFound):
+		return false, chunkstore.NotFound(id)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false, err
+	}
+	return false, s.errorf("delete idle", id, err)
 }
 
 // Properties describes the store.
