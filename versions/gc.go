@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/casfs/casfs/chunkstore"
 )
@@ -15,6 +16,10 @@ type GCStats struct {
 	Deleted      int   // chunks deleted
 	DeletedBytes int64 // stored bytes freed
 	Kept         int   // unreferenced chunks kept because a commit was using them
+	// Recent is unreferenced chunks of a shared store kept because they
+	// were put or touched within the gc margin: a commit elsewhere may be
+	// about to use them. A later gc deletes them if they stay unused.
+	Recent int
 }
 
 // GCProgress is told, during the sweep, how many candidate chunks there are
@@ -34,6 +39,16 @@ func (r *Repo) GC(ctx context.Context, prog GCProgress) (GCStats, error) {
 	defer r.gcMu.Unlock()
 	r.guard.startGC()
 	defer r.guard.endGC()
+	// On a shared store, commits on other machines are protected by time
+	// (see DefaultGCMargin): only chunks idle since before idleSince go.
+	toucher, shared := r.toucher()
+	start := time.Now()
+	idleSince := start.Add(-r.margin)
+	if f, ok := r.cat.(GCFencer); ok && shared {
+		if err := f.FenceGC(ctx, start); err != nil {
+			return GCStats{}, err
+		}
+	}
 
 	var st GCStats
 	var candidates []chunkstore.Info
@@ -64,12 +79,22 @@ func (r *Repo) GC(ctx context.Context, prog GCProgress) (GCStats, error) {
 		if _, ok := live[c.ID]; ok {
 			continue
 		}
-		deleted, err := r.guard.deleteIfFree(c.ID, func() error { return r.chunks.Delete(ctx, c.ID) })
+		recent := false
+		deleted, err := r.guard.deleteIfFree(c.ID, func() error {
+			if !shared {
+				return r.chunks.Delete(ctx, c.ID)
+			}
+			del, err := toucher.DeleteIfIdle(ctx, c.ID, idleSince)
+			recent = !del
+			return err
+		})
 		switch {
 		case errors.Is(err, chunkstore.ErrNotFound):
 			continue // gone already: a retried gc
 		case err != nil:
 			return st, fmt.Errorf("deleting chunk %s: %w", c.ID, err)
+		case deleted && recent:
+			st.Recent++
 		case deleted:
 			st.Deleted++
 			st.DeletedBytes += c.Size

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/casfs/casfs/chunkstore"
+	"github.com/casfs/casfs/chunkstore/mem"
 	"github.com/casfs/casfs/recipe"
 	"github.com/casfs/casfs/versions"
 )
@@ -268,11 +271,39 @@ func TestGCUnreadableRecipe(t *testing.T) {
 // and not removed must read back exactly, fsck must be clean, and a last gc
 // must leave exactly the live chunks.
 func TestGCConcurrentCommits(t *testing.T) {
-	const (
-		writers = 4
-		rounds  = 25
-	)
 	r := newRepo(t, repoOptions{cfg: smallConfig()})
+	gcConcurrentCommits(t, r, r)
+}
+
+// TestGCSharedStoreConcurrentCommits is TestGCConcurrentCommits with gc
+// and the writers on two Repos over one shared store (a chunkstore.Toucher)
+// and one catalog: two machines on one pool. Neither sees the other's
+// in-process holds, so what keeps the writers' chunks is the time-based
+// protection alone (Touch, DeleteIfIdle, the gc margin).
+func TestGCSharedStoreConcurrentCommits(t *testing.T) {
+	shared := mem.NewShared(nil)
+	writer := newRepo(t, repoOptions{cfg: smallConfig(), shared: shared})
+	collector := newRepo(t, repoOptions{cfg: smallConfig(), shared: shared, cat: writer.Catalog()})
+	// A margin short enough that gc deletes chunks of removed versions
+	// while the writers run, and so races with the writers committing that
+	// content again. A commit slower than the margin (a loaded disk under
+	// -race) is fenced and touches its chunks again, so it is safe too.
+	for _, r := range []*testRepo{writer, collector} {
+		r.SetGCMargin(500 * time.Millisecond)
+	}
+	gcConcurrentCommits(t, collector, writer)
+}
+
+// gcConcurrentCommits runs gc on collector in a loop while writers commit
+// through writer, removing versions and writing their content again, then
+// checks that every version kept reads back and gc then deletes exactly what
+// nothing references.
+func gcConcurrentCommits(t *testing.T, collector, r *testRepo) {
+	const writers = 4
+	rounds := 25
+	if collector != r {
+		rounds = 80 // run for several gc margins
+	}
 	ctx := context.Background()
 	// Content is made of shared blocks, so writers share chunks.
 	blocks := make([][]byte, 8)
@@ -285,6 +316,7 @@ func TestGCConcurrentCommits(t *testing.T) {
 	)
 	stop := make(chan struct{})
 	gcDone := make(chan int)
+	deleted := 0 // by the gc runs alongside the writers
 	go func() {
 		n := 0
 		defer func() { gcDone <- n }()
@@ -294,11 +326,13 @@ func TestGCConcurrentCommits(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := r.GC(ctx, versions.GCProgress{}); err != nil {
+			st, err := collector.GC(ctx, versions.GCProgress{})
+			if err != nil {
 				t.Errorf("GC: %v", err)
 				return
 			}
 			n++
+			deleted += st.Deleted
 		}
 	}()
 
@@ -359,16 +393,21 @@ func TestGCConcurrentCommits(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	gcs := <-gcDone
-	t.Logf("%d versions committed and kept, %d gc runs alongside", len(m), gcs)
+	t.Logf("%d versions committed and kept, %d gc runs alongside deleted %d chunks", len(m), gcs, deleted)
 	if t.Failed() {
 		return
 	}
-	if gcs == 0 {
-		t.Fatal("gc never ran while the writers did")
+	if gcs == 0 || deleted == 0 {
+		t.Fatalf("gc ran %d times and deleted %d chunks while the writers ran: the test raced nothing", gcs, deleted)
 	}
 	r.fsckClean()
 	m.check(t, r)
-	checkGC(t, r)
+	if collector != r {
+		// Wait out the margin, so that the final gc can take everything
+		// unreferenced, as checkGC expects.
+		time.Sleep(600 * time.Millisecond)
+	}
+	checkGC(t, collector)
 	r.fsckClean()
 	m.check(t, r)
 }
@@ -579,4 +618,99 @@ func (c *hookCatalog) Walk(ctx context.Context, fn func(versions.Ino, versions.V
 func isRecipe(data []byte) bool {
 	_, err := recipe.Decode(data)
 	return err == nil
+}
+
+// TestGCFence checks the catalog's side of shared-store gc: a commit whose
+// chunks were touched before the latest gc start less the margin is refused,
+// one touched after it goes through, and the fence never moves back.
+func TestGCFence(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t, repoOptions{})
+	f := r.Catalog().(versions.GCFencer)
+	ino := r.create("/f").Ino
+	now := time.Now()
+	if err := f.FenceGC(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.FenceGC(ctx, now.Add(-time.Hour)); err != nil { // ignored: older
+		t.Fatal(err)
+	}
+	v := versions.Version{Recipe: chunkstore.HashBLAKE3.Sum([]byte("recipe")), Size: 1}
+	if _, err := f.CommitFenced(ctx, ino, v, now.Add(-90*time.Minute), time.Hour); !errors.Is(err, versions.ErrFenced) {
+		t.Fatalf("commit touched before fence-margin: %v, want ErrFenced", err)
+	}
+	if vs := r.versionsOf(ino); len(vs) != 0 {
+		t.Fatalf("a fenced commit left %d versions", len(vs))
+	}
+	if _, err := f.CommitFenced(ctx, ino, v, now.Add(-30*time.Minute), time.Hour); err != nil {
+		t.Fatalf("commit touched after fence-margin: %v", err)
+	}
+	if vs := r.versionsOf(ino); len(vs) != 1 {
+		t.Fatalf("%d versions after one commit", len(vs))
+	}
+}
+
+// TestGCSharedStoreRetouch shows shared-store commits that a gc overtook:
+// their chunks were touched, then gc fenced and (the margin being short)
+// deleted what the mark did not find. The commit, refused by the fence,
+// touches its chunks again and finds some gone. WriteFrom, which can read
+// its source again, stores it again and commits readable data; Write, whose
+// source is a stream, fails and commits nothing. Neither commits a version
+// that points at deleted chunks.
+func TestGCSharedStoreRetouch(t *testing.T) {
+	ctx := context.Background()
+	shared := mem.NewShared(nil)
+	var collector *testRepo
+	var armed atomic.Bool
+	writer := newRepo(t, repoOptions{cfg: smallConfig(), shared: shared, wrapCat: func(c versions.Catalog) versions.Catalog {
+		return fencedHook{c.(*versions.KVCatalog), func() {
+			// Between the writer's last touch and its version entry:
+			// wait out the margin and collect.
+			if armed.Swap(false) {
+				time.Sleep(30 * time.Millisecond)
+				st, err := collector.GC(ctx, versions.GCProgress{})
+				if err != nil || st.Deleted == 0 {
+					t.Errorf("gc inside the commit: %+v, %v; want chunks deleted", st, err)
+				}
+			}
+		}}
+	}})
+	collector = newRepo(t, repoOptions{cfg: smallConfig(), shared: shared, cat: writer.Catalog()})
+	for _, r := range []*testRepo{writer, collector} {
+		r.SetGCMargin(10 * time.Millisecond)
+	}
+	ino := writer.create("/f").Ino
+
+	data := randomBytes(5, 300*kiB)
+	armed.Store(true)
+	v, rec, err := writer.WriteFrom(ctx, ino, bytes.NewReader(data), int64(len(data)), nil, 0, time.Time{})
+	if err != nil {
+		t.Fatalf("WriteFrom overtaken by gc: %v", err)
+	}
+	if len(rec.Extents) == 0 {
+		t.Fatal("no extents")
+	}
+	writer.mustRead(v, data)
+
+	other := randomBytes(6, 300*kiB)
+	armed.Store(true)
+	if _, err := writer.Write(ctx, ino, bytes.NewReader(other), time.Time{}, nil); err == nil || !strings.Contains(err.Error(), "no longer stored") {
+		t.Fatalf("Write overtaken by gc: %v, want a chunk no longer stored", err)
+	}
+	if vs := writer.versionsOf(ino); len(vs) != 1 || vs[0].ID != v.ID {
+		t.Fatalf("versions after the failed Write: %v, want only %v", vs, v.ID)
+	}
+	writer.mustRead(v, data)
+	writer.fsckClean()
+}
+
+// fencedHook is a catalog whose CommitFenced calls before first.
+type fencedHook struct {
+	*versions.KVCatalog
+	before func()
+}
+
+func (h fencedHook) CommitFenced(ctx context.Context, ino versions.Ino, v versions.Version, touched time.Time, margin time.Duration) (versions.Version, error) {
+	h.before()
+	return h.KVCatalog.CommitFenced(ctx, ino, v, touched, margin)
 }

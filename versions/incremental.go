@@ -2,6 +2,7 @@ package versions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -28,12 +29,31 @@ func (r *Repo) WriteFrom(ctx context.Context, ino Ino, src io.ReaderAt, size int
 	if base > size || (len(prefix) > 0 && prefix[len(prefix)-1].End() > base) {
 		return Version{}, nil, fmt.Errorf("WriteFrom: prefix ending at %d does not fit base %d and size %d", prefixEnd(prefix), base, size)
 	}
+	started := time.Now()
 	rec, rid, held, err := r.storeVersion(ctx, io.NewSectionReader(src, base, size-base), prefix, base, nil)
+	if errors.Is(err, errChunkGone) && len(prefix) > 0 && ctx.Err() == nil {
+		// A chunk of the reused prefix was collected (its versions were
+		// removed, then gc ran elsewhere): chunk the whole file instead.
+		r.guard.release(held)
+		rec, rid, held, err = r.storeVersion(ctx, io.NewSectionReader(src, 0, size), nil, 0, nil)
+	}
 	defer func() { r.guard.release(held) }()
 	if err != nil {
 		return Version{}, nil, err
 	}
-	v, err := r.cat.Commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime})
+	v, err := r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime}, held, started)
+	if errors.Is(err, errChunkGone) && ctx.Err() == nil {
+		// A gc on another machine overtook this commit and took chunks
+		// it had stored (see Repo.commit). src can be read again: store
+		// all of it anew, once.
+		r.guard.release(held)
+		started = time.Now()
+		rec, rid, held, err = r.storeVersion(ctx, io.NewSectionReader(src, 0, size), nil, 0, nil)
+		if err != nil {
+			return Version{}, nil, err
+		}
+		v, err = r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime}, held, started)
+	}
 	return v, rec, err
 }
 

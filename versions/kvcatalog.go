@@ -229,6 +229,7 @@ func (b *KVCatalog) Lookup(ctx context.Context, parent Ino, name string) (a Attr
 // ReadDir lists dir's entries in name byte order.
 func (b *KVCatalog) ReadDir(ctx context.Context, dir Ino) (ents []Dirent, err error) {
 	err = b.view(ctx, func(tx KVTx) error {
+		ents = nil // a KV may run this again
 		d, err := getInode(tx, dir)
 		if err != nil {
 			return err
@@ -524,10 +525,22 @@ func (b *KVCatalog) Commit(ctx context.Context, ino Ino, v Version) (out Version
 	if err := ctx.Err(); err != nil {
 		return Version{}, err
 	}
+	return b.commit(ctx, ino, v, nil)
+}
+
+// commit is Commit, with check (if not nil) run first in the transaction.
+func (b *KVCatalog) commit(ctx context.Context, ino Ino, v Version, check func(w *kvTxn) error) (out Version, err error) {
 	if v.Recipe.IsZero() || v.Size < 0 {
 		return Version{}, fmt.Errorf("commit %d: version without recipe or with size %d: %w", ino, v.Size, ErrInvalid)
 	}
+	in := v
 	err = b.update(ctx, func(w *kvTxn) error {
+		v := in // a KV may run this again
+		if check != nil {
+			if err := check(w); err != nil {
+				return err
+			}
+		}
 		a, err := w.inode(ino)
 		if err != nil {
 			return err
@@ -555,9 +568,61 @@ func (b *KVCatalog) Commit(ctx context.Context, ino Ino, v Version) (out Version
 	return out, nil
 }
 
+// ErrFenced is returned by CommitFenced when a garbage collection started
+// after the commit's chunks were last touched, less the margin.
+var ErrFenced = errors.New("a garbage collection started since the commit's chunks were touched")
+
+// GCFencer is a Catalog that lets garbage collection of a shared store and
+// commits on other machines agree through the catalog itself, whatever the
+// delay between a commit's last touch of its chunks and its version entry:
+//
+//   - gc calls FenceGC(start) before it marks, and then deletes only
+//     chunks idle since start-margin;
+//   - a commit calls CommitFenced with the time its chunks were touched
+//     (at the latest when it began touching them), which writes the
+//     version only if no fence later than touched+margin was set.
+//
+// Both are catalog transactions, so one comes first: a commit before the
+// fence is seen by the mark; a commit after it has touched its chunks after
+// start-margin, so they survive as idle-since tests them.
+type GCFencer interface {
+	FenceGC(ctx context.Context, start time.Time) error
+	CommitFenced(ctx context.Context, ino Ino, v Version, touched time.Time, margin time.Duration) (Version, error)
+}
+
+var _ GCFencer = (*KVCatalog)(nil)
+
+// FenceGC implements GCFencer: the fence only moves forward.
+func (b *KVCatalog) FenceGC(ctx context.Context, start time.Time) error {
+	err := b.update(ctx, func(w *kvTxn) error {
+		if v := w.meta.Get(metaGCFence); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= start.UnixNano() {
+			return nil
+		}
+		return w.meta.Put(metaGCFence, beUint64(uint64(start.UnixNano())))
+	})
+	if err != nil {
+		return fmt.Errorf("record gc start: %w", err)
+	}
+	return nil
+}
+
+// CommitFenced implements GCFencer.
+func (b *KVCatalog) CommitFenced(ctx context.Context, ino Ino, v Version, touched time.Time, margin time.Duration) (Version, error) {
+	return b.commit(ctx, ino, v, func(w *kvTxn) error {
+		if f := w.meta.Get(metaGCFence); len(f) == 8 {
+			if fence := time.Unix(0, int64(binary.BigEndian.Uint64(f))); touched.Before(fence.Add(-margin)) {
+				return fmt.Errorf("%w (gc at %s, chunks touched at %s, margin %v)", ErrFenced,
+					fence.UTC().Format(time.RFC3339Nano), touched.UTC().Format(time.RFC3339Nano), margin)
+			}
+		}
+		return nil
+	})
+}
+
 // Versions implements Catalog.
 func (b *KVCatalog) Versions(ctx context.Context, ino Ino) (vs []Version, err error) {
 	err = b.view(ctx, func(tx KVTx) error {
+		vs = nil // a KV may run this again
 		if tx.Bucket(bktInodes).Get(inoKey(ino)) == nil {
 			return ErrNotExist
 		}
@@ -642,6 +707,7 @@ func (b *KVCatalog) Deleted(ctx context.Context, dir Ino) (out []Deleted, err er
 	}
 	var ents []entry
 	err = b.view(ctx, func(tx KVTx) error {
+		ents = nil // a KV may run this again
 		d, err := getInode(tx, dir)
 		if err != nil {
 			return err
@@ -832,6 +898,7 @@ func (b *KVCatalog) SetXattr(ctx context.Context, ino Ino, name string, value []
 // ListXattr implements Catalog; names come in byte order.
 func (b *KVCatalog) ListXattr(ctx context.Context, ino Ino) (names []string, err error) {
 	err = b.view(ctx, func(tx KVTx) error {
+		names = nil // a KV may run this again
 		if tx.Bucket(bktInodes).Get(inoKey(ino)) == nil {
 			return ErrNotExist
 		}

@@ -19,6 +19,8 @@ import (
 //	          "nextino"                   → u64 next inode number
 //	          "lastver"                   → i64 nanos of the newest VersionID
 //	          "delseq"                    → u64 last deletion sequence
+//	          "gcfence"                   → i64 nanos: start of the latest gc
+//	                                        of a shared store (GCFencer)
 //	inodes    ino                         → inode record (below)
 //	dirents   parent ino | name           → child ino u64 | mode u32
 //	names     ino | parent ino | name     → empty (back links of dirents)

@@ -27,6 +27,7 @@ var (
 	metaNextIno = []byte("nextino")
 	metaLastVer = []byte("lastver")
 	metaDelSeq  = []byte("delseq")
+	metaGCFence = []byte("gcfence")
 )
 
 // kvTxn is one read-write transaction. Inodes it reads are cached and

@@ -24,6 +24,7 @@ type Repo struct {
 	cat      Catalog
 	guard    *inflight
 	gcMu     sync.Mutex
+	margin   time.Duration // see DefaultGCMargin
 	workers  int
 	closers  []func() error
 	localDir string
@@ -37,7 +38,83 @@ func New(cfg chunkstore.Config, chunks chunkstore.Store, cat Catalog) *Repo {
 	// than cores are in flight. Memory is bounded by workers × max chunk.
 	w := chunks.Properties().Concurrency
 	w = max(4*runtime.GOMAXPROCS(0), min(w, 16))
-	return &Repo{cfg: cfg, chunks: chunks, cat: cat, guard: newInflight(), workers: w}
+	return &Repo{cfg: cfg, chunks: chunks, cat: cat, guard: newInflight(), workers: w, margin: DefaultGCMargin}
+}
+
+// DefaultGCMargin is how long a chunk of a store shared by several machines
+// (a chunkstore.Toucher) stays safe from gc after it was last put or
+// touched. gc records its start in the catalog before it marks (GCFencer)
+// and deletes only chunks idle since start-margin; a commit's version entry
+// is written only if its chunks were touched after the latest gc start
+// less the margin, and otherwise touches them again. So gc on one machine
+// never deletes a chunk a commit on another relies on, as long as the
+// machines' clocks are less than the margin apart. Stores that one process
+// writes (the local store) do not need it: the in-process guard (inflight)
+// sees every commit.
+const DefaultGCMargin = time.Hour
+
+// SetGCMargin changes the margin of a shared store's gc and commits (see
+// DefaultGCMargin); d must be positive. For tests, and for operators who
+// know their clocks and commit times.
+func (r *Repo) SetGCMargin(d time.Duration) {
+	if d > 0 {
+		r.margin = d
+	}
+}
+
+// toucher returns the store as a Toucher if several machines may write it.
+func (r *Repo) toucher() (chunkstore.Toucher, bool) {
+	t, ok := r.chunks.(chunkstore.Toucher)
+	return t, ok
+}
+
+// commit writes the version entry of a commit that started at started and
+// holds (has put or touched) the chunks in held. On a shared store it makes
+// sure no gc on another machine can have deleted them meanwhile: through the
+// catalog's fence (GCFencer), touching them again if a gc started since; or,
+// with a catalog that has none, by touching them again once the commit took
+// more than half the gc margin.
+func (r *Repo) commit(ctx context.Context, ino Ino, v Version, held []chunkstore.ID, started time.Time) (Version, error) {
+	t, shared := r.toucher()
+	if !shared {
+		return r.cat.Commit(ctx, ino, v)
+	}
+	if f, ok := r.cat.(GCFencer); ok {
+		out, err := f.CommitFenced(ctx, ino, v, started, r.margin)
+		if !errors.Is(err, ErrFenced) {
+			return out, err
+		}
+		again := time.Now()
+		if err := r.touchAll(ctx, t, held); err != nil {
+			return Version{}, fmt.Errorf("commit of inode %d: %w", ino, err)
+		}
+		return f.CommitFenced(ctx, ino, v, again, r.margin)
+	}
+	if time.Since(started) > r.margin/2 {
+		if err := r.touchAll(ctx, t, held); err != nil {
+			return Version{}, fmt.Errorf("commit of inode %d took %v, more than half the gc margin %v: %w", ino, time.Since(started).Round(time.Millisecond), r.margin, err)
+		}
+	}
+	return r.cat.Commit(ctx, ino, v)
+}
+
+// errChunkGone is a chunk a commit meant to reuse that is no longer stored.
+var errChunkGone = errors.New("chunk no longer stored")
+
+// touchAll touches ids in parallel; a missing one is errChunkGone.
+func (r *Repo) touchAll(ctx context.Context, t chunkstore.Toucher, ids []chunkstore.ID) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.workers)
+	for _, id := range ids {
+		g.Go(func() error {
+			ok, err := t.Touch(gctx, id)
+			if err == nil && !ok {
+				err = fmt.Errorf("chunk %s: %w", id, errChunkGone)
+			}
+			return err
+		})
+	}
+	return g.Wait()
 }
 
 // Config is the store's config.
@@ -66,32 +143,35 @@ type Progress func(n int64)
 // whatever the length of src. On error nothing is committed; chunks already
 // stored are leaked until gc.
 func (r *Repo) Write(ctx context.Context, ino Ino, src io.Reader, mtime time.Time, progress Progress) (Version, error) {
+	started := time.Now()
 	rec, rid, held, err := r.storeVersion(ctx, src, nil, 0, progress)
 	defer func() { r.guard.release(held) }()
 	if err != nil {
 		return Version{}, err
 	}
-	return r.cat.Commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime})
+	return r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime}, held, started)
 }
 
 // CommitRecipe stores rec and commits it as a new version of ino. The
 // chunks rec references must already be in the store.
 func (r *Repo) CommitRecipe(ctx context.Context, ino Ino, rec *recipe.Recipe, mtime time.Time) (Version, error) {
+	started := time.Now()
 	var held []chunkstore.ID
 	defer func() { r.guard.release(held) }()
 	for _, e := range rec.Extents {
 		r.guard.hold(e.ID)
 		held = append(held, e.ID)
 	}
-	return r.commitRecipe(ctx, ino, rec, mtime, &held)
-}
-
-func (r *Repo) commitRecipe(ctx context.Context, ino Ino, rec *recipe.Recipe, mtime time.Time, held *[]chunkstore.ID) (Version, error) {
-	rid, err := r.putChunk(ctx, rec.Encode(), held)
+	if t, ok := r.toucher(); ok {
+		if err := r.touchAll(ctx, t, held); err != nil {
+			return Version{}, err
+		}
+	}
+	rid, err := r.putChunk(ctx, rec.Encode(), &held)
 	if err != nil {
 		return Version{}, fmt.Errorf("storing recipe: %w", err)
 	}
-	return r.cat.Commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime})
+	return r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime}, held, started)
 }
 
 // putChunk stores data unless the store has it, holding its ID against gc.
@@ -105,8 +185,17 @@ func (r *Repo) putChunk(ctx context.Context, data []byte, held *[]chunkstore.ID)
 // putHeld stores data under id, which the caller holds, unless the store
 // has it. The hold comes before the check, so gc cannot delete the chunk
 // between a "yes, it is there" and the version that relies on it.
+//
+// On a shared store the check is a Touch, which also tells a gc on another
+// machine that the chunk is in use (see chunkstore.Toucher).
 func (r *Repo) putHeld(ctx context.Context, id chunkstore.ID, data []byte) error {
-	ok, err := r.chunks.Has(ctx, id)
+	var ok bool
+	var err error
+	if t, shared := r.toucher(); shared {
+		ok, err = t.Touch(ctx, id)
+	} else {
+		ok, err = r.chunks.Has(ctx, id)
+	}
 	if err != nil || ok {
 		return err
 	}
@@ -175,6 +264,16 @@ func (r *Repo) storeVersion(ctx context.Context, src io.Reader, prefix []recipe.
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.workers)
+	if t, ok := r.toucher(); ok && len(prefix) > 0 {
+		// The reused extents are stored chunks this version relies on
+		// like any other: touch them, so a gc elsewhere keeps them (a
+		// missing one is errChunkGone: WriteFrom then chunks it all).
+		ids := make([]chunkstore.ID, len(prefix))
+		for i, e := range prefix {
+			ids[i] = e.ID
+		}
+		g.Go(func() error { return r.touchAll(gctx, t, ids) })
+	}
 	for {
 		if err := gctx.Err(); err != nil {
 			break

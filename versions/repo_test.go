@@ -64,6 +64,11 @@ type repoOptions struct {
 	wrap func(chunkstore.Store) chunkstore.Store
 	// wrapCat decorates the catalog the Repo sees.
 	wrapCat func(versions.Catalog) versions.Catalog
+	// shared and cat, if set, are the chunk store and catalog to use
+	// instead of new ones: Repos made with the same ones stand in for
+	// several machines on one shared store.
+	shared *mem.Shared
+	cat    versions.Catalog
 }
 
 func newRepo(t testing.TB, o repoOptions) *testRepo {
@@ -72,18 +77,25 @@ func newRepo(t testing.TB, o repoOptions) *testRepo {
 		o.cfg = defaultConfig()
 	}
 	m := mem.New()
-	enc, err := chunkstore.NewEncoded(m, o.cfg.Hash, o.cfg.Compression)
+	var backend chunkstore.Store = m
+	if o.shared != nil {
+		m, backend = o.shared.Store, o.shared
+	}
+	enc, err := chunkstore.NewEncoded(backend, o.cfg.Hash, o.cfg.Compression)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.wrap != nil {
 		enc = o.wrap(enc)
 	}
-	bolt, err := versions.OpenBolt(filepath.Join(t.TempDir(), "meta.db"), versions.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
+	cat := o.cat
+	if cat == nil {
+		bolt, err := versions.OpenBolt(filepath.Join(t.TempDir(), "meta.db"), versions.BoltOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cat = bolt
 	}
-	var cat versions.Catalog = bolt
 	if o.wrapCat != nil {
 		cat = o.wrapCat(cat)
 	}
