@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/casfs/casfs/chunkstore"
 	"github.com/casfs/casfs/chunkstore/local"
@@ -18,12 +19,25 @@ type OpenOptions struct {
 	// ReadOnly promises not to write. The local store still takes its lock:
 	// its metadata database has one writer at a time.
 	ReadOnly bool
+	// Ceph says how to reach the cluster of a rados:// store.
+	Ceph CephOptions
+}
+
+// CephOptions say how to reach a Ceph cluster. Zero values mean librados's
+// defaults ($CEPH_CONF or /etc/ceph/ceph.conf, client.admin, the keyring
+// the config names).
+type CephOptions struct {
+	ConfFile string
+	User     string // without "client."
+	Keyring  string
+	// OpTimeout bounds every OSD operation (0: the config's, or 60 s).
+	OpTimeout time.Duration
 }
 
 // Backend opens the store at a location of its scheme ("rados" for
 // "rados://pool"). Build-tagged files register backends in Backends.
 type Backend struct {
-	Init func(ctx context.Context, loc string, cfg chunkstore.Config) error
+	Init func(ctx context.Context, loc string, cfg chunkstore.Config, opts OpenOptions) error
 	Open func(ctx context.Context, loc string, opts OpenOptions) (*Repo, error)
 }
 
@@ -41,12 +55,14 @@ func splitLocation(loc string) (scheme, rest string) {
 func backendFor(loc string) (Backend, string, error) {
 	scheme, rest := splitLocation(loc)
 	if scheme == "" {
-		return Backend{Init: initLocal, Open: openLocal}, rest, nil
+		return Backend{Init: func(ctx context.Context, dir string, cfg chunkstore.Config, _ OpenOptions) error {
+			return initLocal(ctx, dir, cfg)
+		}, Open: openLocal}, rest, nil
 	}
 	b, ok := Backends[scheme]
 	if !ok {
 		if scheme == "rados" {
-			return b, rest, fmt.Errorf("store %q: Ceph RADOS stores are not supported yet: the RADOS chunk store exists (chunkstore/rados, -tags ceph) but the catalog on RADOS does not", loc)
+			return b, rest, fmt.Errorf("store %q: this casfs was built without Ceph support (build it with `go build -tags ceph ./cmd/casfs`, which needs librados-dev)", loc)
 		}
 		return b, rest, fmt.Errorf("store %q: unknown store type %q (use a directory path or rados://POOL)", loc, scheme)
 	}
@@ -55,11 +71,16 @@ func backendFor(loc string) (Backend, string, error) {
 
 // Init creates a new store at loc with cfg.
 func Init(ctx context.Context, loc string, cfg chunkstore.Config) error {
+	return InitWith(ctx, loc, cfg, OpenOptions{})
+}
+
+// InitWith is Init with the options of a remote store (opts.Ceph).
+func InitWith(ctx context.Context, loc string, cfg chunkstore.Config, opts OpenOptions) error {
 	b, rest, err := backendFor(loc)
 	if err != nil {
 		return err
 	}
-	return b.Init(ctx, rest, cfg)
+	return b.Init(ctx, rest, cfg, opts)
 }
 
 // Open opens the store at loc: a local directory, or scheme://... for a

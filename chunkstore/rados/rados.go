@@ -24,6 +24,10 @@ const (
 	chunksName = "chunks"
 )
 
+// ConfigObject is the name of a store's config object, in the store's
+// namespace.
+const ConfigObject = configName
+
 // maxObjectSize is the largest chunk Put accepts: room for any chunk a
 // chunker makes plus framing, and well below Ceph's default
 // osd_max_write_size (90 MB), above which a write fails.
