@@ -32,6 +32,13 @@ type fileNode struct {
 	// head caches HEAD's recipe; nil when not loaded or HEAD moved.
 	head atomic.Pointer[recipe.Recipe]
 
+	// seenHead is the HEAD this mount last saw in the catalog, and stale
+	// says it moved since without this mount committing: another mount of
+	// a shared store committed. The kernel may hold pages of the old
+	// content then, so the next open must not keep them (see noteHead).
+	seenHead atomic.Pointer[versions.VersionID]
+	stale    atomic.Bool
+
 	// last is the last attribute the catalog gave. A file whose last name
 	// went while it had no version is gone from the catalog but not from
 	// its open handles: they keep seeing it through last, with no links.
@@ -44,6 +51,7 @@ func (n *fileNode) attr(ctx context.Context) (versions.Attr, error) {
 	a, err := n.fs.cat.GetAttr(ctx, n.ino)
 	if err == nil {
 		n.last.Store(&a)
+		n.noteHead(a.Head)
 		return a, nil
 	}
 	if errors.Is(err, versions.ErrNotExist) {
@@ -56,6 +64,23 @@ func (n *fileNode) attr(ctx context.Context) (versions.Attr, error) {
 		}
 	}
 	return a, err
+}
+
+// noteHead records the HEAD the catalog names now. If it moved since this
+// mount last looked, and not by this mount's own commit, the cached recipe
+// goes and the next open drops the kernel's pages. (The kernel also drops
+// them itself when it sees the size or mtime change, with AUTO_INVAL_DATA;
+// this covers a new version with the same size and mtime too.)
+func (n *fileNode) noteHead(h versions.VersionID) {
+	p := n.seenHead.Load()
+	if p != nil && *p == h {
+		return
+	}
+	n.seenHead.Store(&h)
+	if p != nil {
+		n.head.Store(nil)
+		n.stale.Store(true)
+	}
 }
 
 // staged is the local copy of a file being written.
@@ -247,9 +272,11 @@ func (n *fileNode) commitLocked(ctx context.Context, last bool) error {
 		st.pmu.Lock()
 		prefix, base := st.prefix, st.base.Load()
 		st.pmu.Unlock()
-		_, rec, err := n.fs.repo.WriteFrom(ctx, n.ino, st.f, size, prefix, base, mtime)
+		v, rec, err := n.fs.repo.WriteFrom(ctx, n.ino, st.f, size, prefix, base, mtime)
 		if err == nil {
 			st.setPrefix(rec)
+			// The kernel's pages are what was just committed.
+			n.seenHead.Store(&v.ID)
 		}
 		switch {
 		case errors.Is(err, versions.ErrNotExist):
@@ -301,9 +328,20 @@ func (n *fileNode) open(ctx context.Context, flags uint32, created bool) (gofs.F
 			return nil, 0, toErrno(err, "open", "path", n.path())
 		}
 	}
-	// The kernel's page cache stays right without being dropped at open:
-	// every change to the file goes through this mount, so it has seen it.
-	return &handle{n: n, write: write}, fuse.FOPEN_KEEP_CACHE, 0
+	// The kernel's page cache stays right without being dropped at open,
+	// unless another mount of a shared store committed since this one
+	// last looked: changes made through this mount went through the page
+	// cache.
+	keep := uint32(fuse.FOPEN_KEEP_CACHE)
+	if !write {
+		if _, err := n.attr(ctx); err != nil {
+			return nil, 0, toErrno(err, "open", "path", n.path())
+		}
+	}
+	if n.stale.Swap(false) {
+		keep = 0
+	}
+	return &handle{n: n, write: write}, keep, 0
 }
 
 func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {

@@ -37,7 +37,7 @@ func mountFails(t *testing.T, store, dir string, flags ...string) (int, string) 
 func TestMountRefusals(t *testing.T) {
 	t.Parallel()
 	needFUSE(t)
-	store := newStore(t)
+	store := newLocalStore(t)
 	base := t.TempDir()
 	mk := func(p string, file bool) string {
 		t.Helper()
@@ -89,10 +89,12 @@ func TestWhileMounted(t *testing.T) {
 	t.Parallel()
 	needFUSE(t)
 	needTools(t, "fusermount3")
-	store, mnt := newStore(t), emptyDir(t)
+	// The local store's lock: a remote one is shared by design (see
+	// rados_test.go).
+	store, mnt := newLocalStore(t), emptyDir(t)
 	m := startMount(t, store, mnt)
 
-	code, out := mountFails(t, newStore(t), mnt)
+	code, out := mountFails(t, newLocalStore(t), mnt)
 	if !strings.Contains(out, "already a mount point") {
 		t.Errorf("mounting on a mount point: %s", out)
 	}

@@ -64,6 +64,9 @@ func testMain(m *testing.M) int {
 	if os.Getenv("CASFS_INTEGRATION_RACE") != "" {
 		args = append(args, "-race")
 	}
+	if withCeph {
+		args = append(args, "-tags", "ceph")
+	}
 	build := exec.Command("go", append(args, "github.com/casfs/casfs/cmd/casfs")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -249,8 +252,22 @@ func casfsOK(t *testing.T, args ...string) string {
 	return res.stdout
 }
 
-// newStore makes an empty store in a temp dir.
+// newStore makes an empty store: in a temp dir, or, when CASFS_TEST_STORE
+// is "rados", in a fresh namespace of the test Ceph cluster (see
+// radosStore), so that every test that uses it runs against rados:// too.
 func newStore(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("CASFS_TEST_STORE") == "rados" {
+		store := radosStore(t)
+		casfsOK(t, "init", store)
+		return store
+	}
+	return newLocalStore(t)
+}
+
+// newLocalStore makes an empty local store in a temp dir, for tests of what
+// only a local store does (its lock, a mountpoint inside it).
+func newLocalStore(t *testing.T) string {
 	t.Helper()
 	store := filepath.Join(t.TempDir(), "store")
 	casfsOK(t, "init", store)

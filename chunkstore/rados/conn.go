@@ -80,7 +80,7 @@ func (o Options) withDefaults() Options {
 func (o Options) location() string {
 	s := "rados://" + o.Pool
 	if o.Namespace != "" {
-		s += "?namespace=" + o.Namespace
+		s += "/" + o.Namespace
 	}
 	return s
 }

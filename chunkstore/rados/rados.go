@@ -126,7 +126,7 @@ func open(ctx context.Context, c *Conn) (*Store, error) {
 	})
 	switch {
 	case errors.Is(err, librados.ErrNotFound):
-		return nil, fmt.Errorf("%w at %s: it has no config object %s (create one with Init)", ErrNoStore, where, configName)
+		return nil, fmt.Errorf("%w at %s: it has no config object %s (create a store with 'casfs init %s')", ErrNoStore, where, configName, where)
 	case err != nil:
 		return nil, fmt.Errorf("open store %s: read config object %s: %w", where, configName, err)
 	}

@@ -211,7 +211,7 @@ func TestInit(t *testing.T) {
 	if got != cfg {
 		t.Errorf("Config() = %+v, want %+v", got, cfg)
 	}
-	if want := "rados://" + opts.Pool + "?namespace=" + opts.Namespace; s.Properties().Name != want {
+	if want := "rados://" + opts.Pool + "/" + opts.Namespace; s.Properties().Name != want {
 		t.Errorf("Name = %q, want %q", s.Properties().Name, want)
 	}
 

@@ -26,7 +26,8 @@ func init() {
 		short: "create a new store",
 		long: `Creates a store in a directory (made if missing; it must be empty).
 Chunking, hashing and compression are fixed at init and recorded in the
-store's config. (Ceph pools, rados://POOL, are not supported yet.)
+store's config. STORE is a directory, or rados://POOL[/NAMESPACE] for a store
+in a Ceph pool (the pool must exist).
 
 The default chunker is FastCDC (content-defined; nominal average 640 KiB,
 which gives chunks of ~0.75 MiB on real data): an insertion
@@ -87,7 +88,7 @@ func runInit(ctx context.Context, args []string) error {
 		return usagef("%v", err)
 	}
 	cfg.ID = ""
-	if err := versions.Init(ctx, args[0], cfg); err != nil {
+	if err := versions.InitWith(ctx, args[0], cfg, storeOptions("casfs init", false)); err != nil {
 		return err
 	}
 	fmt.Printf("created casfs store at %s (%s chunks, %s, %s)\n", args[0], describeChunker(cfg.Chunker), cfg.Hash, cfg.Compression)

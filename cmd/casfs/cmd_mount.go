@@ -86,7 +86,10 @@ func runMount(ctx context.Context, args []string) error {
 		if d := repo.LocalDir(); d != "" {
 			staging = filepath.Join(d, "staging")
 		} else {
-			staging = filepath.Join(os.TempDir(), "casfs-staging-"+repo.Config().ID)
+			// Several machines, or several mounts on this one, may
+			// mount a remote store: one staging directory per store and
+			// mountpoint, as a mount sweeps its staging directory.
+			staging = filepath.Join(os.TempDir(), "casfs-staging-"+repo.Config().ID, strings.ReplaceAll(strings.Trim(mnt, "/"), "/", "_"))
 		}
 	}
 	fsys, err := casfs.New(repo, casfs.Options{StagingDir: staging, CacheBytes: int64(cacheBytes), ReadAhead: mountOpts.readAhead})

@@ -54,7 +54,9 @@ Commands:
 		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].short)
 	}
 	fmt.Fprintf(w, `
-STORE is a directory (the local store). Ceph pools (rados://POOL) are not supported yet.
+STORE is a directory (the local store), or rados://POOL[/NAMESPACE] for a
+store in a Ceph RADOS pool (with --ceph-conf, --ceph-user, --keyring; needs a
+casfs built with -tags ceph).
 Run 'casfs COMMAND --help' for a command's options and examples.
 
 Exit status: 0 success, 1 error, 2 usage error, 3 damage found (fsck) or
@@ -147,6 +149,9 @@ func newFlagSet(c *command) *pflag.FlagSet {
 	fs.SortFlags = false
 	if c.flags != nil {
 		c.flags(fs)
+	}
+	if strings.HasPrefix(c.args, "STORE") {
+		cephFlags(fs)
 	}
 	fs.BoolP("help", "h", false, "show this help")
 	return fs

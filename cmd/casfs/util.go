@@ -6,8 +6,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/casfs/casfs/versions"
@@ -15,7 +17,28 @@ import (
 
 // openStore opens the store named on the command line for a command.
 func openStore(ctx context.Context, loc, owner string, readOnly bool) (*versions.Repo, error) {
-	return versions.Open(ctx, loc, versions.OpenOptions{Owner: owner, ReadOnly: readOnly})
+	return versions.Open(ctx, loc, storeOptions(owner, readOnly))
+}
+
+// storeOptions are the options of the store named on the command line.
+func storeOptions(owner string, readOnly bool) versions.OpenOptions {
+	return versions.OpenOptions{Owner: owner, ReadOnly: readOnly, Ceph: versions.CephOptions{
+		ConfFile: cephOpts.conf, User: cephOpts.user, Keyring: cephOpts.keyring, OpTimeout: cephOpts.opTimeout,
+	}}
+}
+
+// cephOpts are the flags of every command that takes a STORE, for
+// rados:// stores.
+var cephOpts struct {
+	conf, user, keyring string
+	opTimeout           time.Duration
+}
+
+func cephFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&cephOpts.conf, "ceph-conf", "", "rados:// stores: the ceph.conf to read (default $CEPH_CONF, then /etc/ceph/ceph.conf)")
+	fs.StringVar(&cephOpts.user, "ceph-user", "admin", "rados:// stores: the cephx user, without \"client.\"")
+	fs.StringVar(&cephOpts.keyring, "keyring", "", "rados:// stores: the keyring holding the user's key (default: the one ceph.conf names)")
+	fs.DurationVar(&cephOpts.opTimeout, "ceph-timeout", 0, "rados:// stores: fail an OSD operation after this long (default: ceph.conf's rados_osd_op_timeout, else 60s)")
 }
 
 // progress shows a bar on stderr when it is a terminal and does nothing
