@@ -56,6 +56,12 @@ type Properties struct {
 // ErrNotFound is matched (errors.Is) by errors for IDs that are not stored.
 var ErrNotFound = errors.New("chunk not found")
 
+// ErrUnavailable is matched (errors.Is) by errors of a remote store that did
+// not answer in time (a cluster down or unreachable). The operation may
+// work if tried again later; nothing was changed by it, or it was applied
+// whole (stores never apply part of an operation).
+var ErrUnavailable = errors.New("store unavailable")
+
 // ErrCorrupt is matched (errors.Is) by every *CorruptError.
 var ErrCorrupt = errors.New("chunk corrupt")
 

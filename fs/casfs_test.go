@@ -315,7 +315,7 @@ func TestParallelReads(t *testing.T) {
 }
 
 func TestCorruptChunkIsEIO(t *testing.T) {
-	m := mount(t)
+	m := mountLocal(t) // it damages a chunk file
 	mustWrite(t, m.path("good"), randBytes(64<<10, 3))
 	bad := randBytes(64<<10, 4)
 	mustWrite(t, m.path("bad"), bad)

@@ -31,6 +31,7 @@ var errnoTable = []struct {
 	{versions.ErrInUse, syscall.EBUSY},
 	{chunkstore.ErrNotFound, syscall.EIO},
 	{chunkstore.ErrCorrupt, syscall.EIO},
+	{chunkstore.ErrUnavailable, syscall.EIO},
 	{recipe.ErrInvalid, syscall.EIO},
 	{context.Canceled, syscall.EINTR},
 	{context.DeadlineExceeded, syscall.ETIMEDOUT},

@@ -36,17 +36,31 @@ type testMount struct {
 	fs    *FS
 }
 
-// mount makes a fresh local store with small chunks (so small files span
+// mount makes a fresh store with small chunks (so small files span
 // several), mounts it in a temp dir, and unmounts it when the test ends.
+// The store is local, or with CASFS_TEST_STORE=rados (and -tags ceph) in a
+// fresh namespace of the test Ceph cluster (see testStore).
 func mount(t *testing.T) *testMount { return mountWith(t, nil) }
+
+// mountLocal is mount on a local store whatever CASFS_TEST_STORE says, for
+// tests that reach into the store's files.
+func mountLocal(t *testing.T) *testMount { return mountStore(t, "", nil) }
 
 // mountWith is mount with a chance to change the options first.
 func mountWith(t *testing.T, edit func(*Options)) *testMount {
+	return mountStore(t, testStore(t), edit)
+}
+
+// mountStore mounts a new store at loc, or a local one if loc is "".
+func mountStore(t *testing.T, loc string, edit func(*Options)) *testMount {
 	t.Helper()
 	requireFUSE(t)
 	ctx := context.Background()
 	base := t.TempDir()
 	m := &testMount{dir: filepath.Join(base, "mnt"), store: filepath.Join(base, "store")}
+	if loc != "" {
+		m.store = loc
+	}
 	cfg := chunkstore.DefaultConfig()
 	cfg.Chunker = chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10}
 	if err := versions.Init(ctx, m.store, cfg); err != nil {

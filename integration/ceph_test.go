@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	librados "github.com/ceph/go-ceph/rados"
-
 	"github.com/casfs/casfs/chunkstore/rados"
 )
 
@@ -40,28 +38,7 @@ func radosStore(t *testing.T) string {
 // purgeNamespace removes the objects of a test store: the memstore cluster
 // keeps everything in RAM.
 func purgeNamespace(t *testing.T, opts rados.Options) {
-	ctx := context.Background()
-	c, err := rados.Connect(ctx, opts)
-	if err != nil {
-		t.Errorf("purge %s: %v", opts.Namespace, err)
-		return
-	}
-	defer c.Close()
-	for _, ns := range []string{opts.Namespace, opts.Namespace + ".chunks"} {
-		err := c.WithIOContext(ctx, ns, func(io *librados.IOContext) error {
-			var names []string
-			if err := io.ListObjects(func(oid string) { names = append(names, oid) }); err != nil {
-				return err
-			}
-			for _, n := range names {
-				if err := io.Delete(n); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Errorf("purge namespace %s: %v", ns, err)
-		}
+	if err := rados.Purge(context.Background(), opts); err != nil {
+		t.Error(err)
 	}
 }

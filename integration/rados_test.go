@@ -3,12 +3,14 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -294,5 +296,85 @@ func TestRadosGCWhileMounted(t *testing.T) {
 	t.Logf("gc deleted %d chunks while the mounts wrote", deleted)
 	if deleted == 0 {
 		t.Error("gc deleted nothing: the test raced nothing")
+	}
+}
+
+// TestRadosOSDDown stops the cluster's only OSD under a mount: reads,
+// creates and commits fail with EIO within the --ceph-timeout (not a hang),
+// nothing committed is lost, and when the OSD is back the mount works again
+// and the change whose commit failed is still staged and lands at unmount.
+//
+// It is not parallel: the other tests of this package need the OSD, and
+// Go runs the sequential tests before releasing the parallel ones.
+func TestRadosOSDDown(t *testing.T) {
+	needFUSE(t)
+	dir := os.Getenv("CASFS_CEPH_DIR")
+	if dir == "" {
+		requireExternal(t, "the test cluster's directory (CASFS_CEPH_DIR, from start-cluster.sh's env)", fmt.Errorf("not set"))
+	}
+	osd := func(what string) {
+		t.Helper()
+		run(t, "", "ceph/osd.sh", what, dir) // the package directory is the cwd
+	}
+	store := radosStore(t)
+	casfsOK(t, "init", store)
+	src := filepath.Join(t.TempDir(), "before")
+	before := strings.Repeat("stored before the mount\n", 5000)
+	if err := os.WriteFile(src, []byte(before), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	casfsOK(t, "put", store, "before", src)
+	m := startMount(t, store, emptyDir(t), "--ceph-timeout", "3s")
+	if err := os.WriteFile(m.path("committed"), []byte("closed while the OSD was up\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.OpenFile(m.path("held"), os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+
+	osd("stop")
+	t.Cleanup(func() { exe(t, "", nil, "ceph/osd.sh", "start", dir) })
+	start := time.Now()
+	_, err = os.ReadFile(m.path("before")) // never read through this mount: not cached
+	if !errors.Is(err, syscall.EIO) {
+		t.Errorf("reading a file with the OSD down: %v, want EIO", err)
+	}
+	if _, err := held.WriteString("written while the OSD was down\n"); err != nil {
+		t.Errorf("writing to a file open before the OSD went down: %v (it only goes to staging)", err)
+	}
+	if err := held.Close(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("closing a changed file with the OSD down: %v, want EIO", err)
+	}
+	if err := os.WriteFile(m.path("new"), []byte("x"), 0o644); !errors.Is(err, syscall.EIO) {
+		t.Errorf("creating a file with the OSD down: %v, want EIO", err)
+	}
+	took := time.Since(start)
+	t.Logf("with the OSD down, a read, a close and a create failed after %v", took.Round(time.Millisecond))
+	if took > 60*time.Second {
+		t.Errorf("failing took %v: the 3s timeout does not bound it", took)
+	}
+
+	osd("start")
+	if got, err := os.ReadFile(m.path("before")); err != nil || string(got) != before {
+		t.Errorf("reading after the OSD came back: %d bytes, %v", len(got), err)
+	}
+	if got, err := os.ReadFile(m.path("committed")); err != nil || string(got) != "closed while the OSD was up\n" {
+		t.Errorf("the file committed before: %q, %v", got, err)
+	}
+	if err := os.WriteFile(m.path("after"), []byte("written after\n"), 0o644); err != nil {
+		t.Errorf("writing after the OSD came back: %v", err)
+	}
+	m.stop() // commits what is still staged
+	casfsOK(t, "fsck", store)
+	for name, want := range map[string]string{
+		"committed": "closed while the OSD was up\n",
+		"after":     "written after\n",
+		"held":      "written while the OSD was down\n",
+	} {
+		if got := casfs(t, "get", store, name); got.code != 0 || got.stdout != want {
+			t.Errorf("casfs get %s: %v, want %q", name, got, want)
+		}
 	}
 }

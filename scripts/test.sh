@@ -16,12 +16,18 @@ fi
 go vet ./...
 go test -race -timeout 30m -count=1 ./...
 
-# Ceph: the RADOS chunk store against a throwaway single-node cluster on
-# 127.0.0.1. The script installs Ceph and librados-dev (needed by -tags ceph)
-# if missing; the cluster is torn down by its recorded PIDs on exit.
+# Ceph: everything again on rados:// stores, against a throwaway single-node
+# cluster on 127.0.0.1 (installed with librados-dev, needed by -tags ceph,
+# if missing; torn down by its recorded PIDs on exit): the chunk store's
+# conformance suite, the catalog's, the fs mount tests (go-fuse's posixtest
+# included) and the integration tests with real programs, each on a rados://
+# store (CASFS_TEST_STORE=rados), plus the tests of two mounts of one pool
+# and of the OSD going down under a mount. -p 1: that last one stops the
+# cluster's only OSD, so no other package may use the cluster meanwhile.
 ceph_dir=$(mktemp -d)
 trap 'integration/ceph/stop-cluster.sh "$ceph_dir"' EXIT
 integration/ceph/start-cluster.sh "$ceph_dir" >/dev/null
 . "$ceph_dir/env"
 go vet -tags ceph ./...
-go test -tags ceph -race -timeout 10m -count=1 ./chunkstore/rados/
+CASFS_TEST_STORE=rados go test -tags ceph -race -timeout 40m -count=1 -p 1 \
+	./chunkstore/rados/ ./versions/radosrepo/ ./fs/ ./integration/

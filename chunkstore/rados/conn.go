@@ -14,6 +14,8 @@ import (
 	"time"
 
 	librados "github.com/ceph/go-ceph/rados"
+
+	"github.com/casfs/casfs/chunkstore"
 )
 
 // Defaults for Options.
@@ -316,6 +318,9 @@ func (c *Conn) call(ctx context.Context, fn func() error) error {
 	<-c.sem
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
+	}
+	if errno(err) == syscall.ETIMEDOUT {
+		return fmt.Errorf("%w: the cluster did not answer within its operation timeout (is it up and are its OSDs in? see --ceph-timeout): %w", chunkstore.ErrUnavailable, err)
 	}
 	return err
 }

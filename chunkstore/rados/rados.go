@@ -436,6 +436,35 @@ func (s *Store) DeleteIfIdle(ctx context.Context, id chunkstore.ID, since time.T
 	return false, s.errorf("delete idle", id, err)
 }
 
+// Purge removes every object of the store at opts: its config, anything
+// else in its namespace (a catalog) and all its chunks. It is for tests and
+// throwaway stores; nothing in casfs calls it.
+func Purge(ctx context.Context, opts Options) error {
+	c, err := Connect(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, ns := range []string{c.opts.Namespace, c.opts.chunksNamespace()} {
+		err := c.WithIOContext(ctx, ns, func(io *librados.IOContext) error {
+			var names []string
+			if err := io.ListObjects(func(oid string) { names = append(names, oid) }); err != nil {
+				return err
+			}
+			for _, oid := range names {
+				if err := io.Delete(oid); err != nil && !errors.Is(err, librados.ErrNotFound) {
+					return fmt.Errorf("delete %s: %w", oid, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("purge %s namespace %q: %w", c.opts.location(), ns, err)
+		}
+	}
+	return nil
+}
+
 // Properties describes the store.
 func (s *Store) Properties() chunkstore.Properties {
 	return chunkstore.Properties{

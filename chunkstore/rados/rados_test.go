@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	librados "github.com/ceph/go-ceph/rados"
 
 	"github.com/casfs/casfs/chunkstore"
 	"github.com/casfs/casfs/chunkstore/chunkstoretest"
@@ -70,23 +69,8 @@ func requireCluster(t *testing.T) {
 
 // purge removes every object of the store at opts.
 func purge(t *testing.T, opts Options) {
-	c, err := Connect(context.Background(), opts)
-	if err != nil {
-		t.Errorf("purge %s: %v", opts.location(), err)
-		return
-	}
-	defer c.Close()
-	for _, io := range []*librados.IOContext{c.meta, c.chunks} {
-		var names []string
-		if err := io.ListObjects(func(oid string) { names = append(names, oid) }); err != nil {
-			t.Errorf("purge %s: %v", opts.location(), err)
-			return
-		}
-		for _, oid := range names {
-			if err := io.Delete(oid); err != nil && !errors.Is(err, librados.ErrNotFound) {
-				t.Errorf("purge %s: delete %s: %v", opts.location(), oid, err)
-			}
-		}
+	if err := Purge(context.Background(), opts); err != nil {
+		t.Error(err)
 	}
 }
 

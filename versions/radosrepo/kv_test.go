@@ -45,32 +45,11 @@ func testLocation(t testing.TB) (string, versions.CephOptions) {
 // purge removes every object of the store at loc.
 func purge(t testing.TB, loc string, o versions.CephOptions) {
 	ro, err := ParseLocation(loc, o)
+	if err == nil {
+		err = rados.Purge(context.Background(), ro)
+	}
 	if err != nil {
 		t.Error(err)
-		return
-	}
-	c, err := rados.Connect(context.Background(), ro)
-	if err != nil {
-		t.Errorf("purge %s: %v", loc, err)
-		return
-	}
-	defer c.Close()
-	for _, ns := range []string{ro.Namespace, ro.Namespace + ".chunks"} {
-		err := c.WithIOContext(context.Background(), ns, func(io *librados.IOContext) error {
-			var names []string
-			if err := io.ListObjects(func(oid string) { names = append(names, oid) }); err != nil {
-				return err
-			}
-			for _, n := range names {
-				if err := io.Delete(n); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Errorf("purge %s namespace %s: %v", loc, ns, err)
-		}
 	}
 }
 
