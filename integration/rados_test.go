@@ -378,3 +378,60 @@ func TestRadosOSDDown(t *testing.T) {
 		}
 	}
 }
+
+// TestRadosBadAccess tries what an operator gets wrong: a missing pool, a
+// user whose key is wrong, a user who may only read, a cluster that does not
+// answer. Each is a clear error from init or mount, in bounded time, and
+// nothing is mounted.
+func TestRadosBadAccess(t *testing.T) {
+	t.Parallel()
+	needFUSE(t)
+	needTools(t, "ceph")
+	store := radosStore(t)
+	casfsOK(t, "init", store)
+	pool := os.Getenv("CASFS_CEPH_POOL")
+	dir := t.TempDir()
+
+	// A user with read-only capabilities on the pool.
+	user := fmt.Sprintf("casfs-ro-%d", time.Now().UnixNano())
+	keyring := filepath.Join(dir, "ro.keyring")
+	run(t, "", "ceph", "auth", "get-or-create", "client."+user, "mon", "allow r", "osd", "allow r pool="+pool, "-o", keyring)
+	t.Cleanup(func() { exe(t, "", nil, "ceph", "auth", "del", "client."+user) })
+	// A keyring with a key the cluster never issued.
+	badKeyring := filepath.Join(dir, "bad.keyring")
+	run(t, "", "ceph-authtool", "--create-keyring", badKeyring, "--gen-key", "-n", "client.nobody")
+	// A config whose monitor nobody listens on.
+	deadConf := filepath.Join(dir, "dead.conf")
+	if err := os.WriteFile(deadConf, []byte("[global]\nmon host = 127.0.0.1:1\nauth client required = none\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing pool", []string{"mount", "rados://no-such-pool-casfs", emptyDir(t)}, "no such pool"},
+		{"wrong key", []string{"mount", "--ceph-user", "nobody", "--keyring", badKeyring, store, emptyDir(t)}, "authentication failed"},
+		{"read-only user mounts", []string{"mount", "--ceph-user", user, "--keyring", keyring, store, emptyDir(t)}, "lacks the capabilities"},
+		{"read-only user inits", []string{"init", "--ceph-user", user, "--keyring", keyring, store + "-new"}, "lacks the capabilities"},
+		{"dead cluster", []string{"mount", "--ceph-conf", deadConf, store, emptyDir(t)}, "not reachable"},
+		{"no store", []string{"mount", store + "-none", emptyDir(t)}, "casfs init"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			res := casfs(t, tc.args...)
+			if res.code == 0 || !strings.Contains(res.stderr, tc.want) {
+				t.Errorf("%v\nwant a failure that says %q", res, tc.want)
+			}
+			if took := time.Since(start); took > 45*time.Second {
+				t.Errorf("took %v", took)
+			}
+		})
+	}
+	// Reading needs no more than read access.
+	out := casfs(t, "ls", "--ceph-user", user, "--keyring", keyring, store)
+	if out.code != 0 {
+		t.Errorf("ls as a read-only user: %v", out)
+	}
+}

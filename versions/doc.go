@@ -6,7 +6,7 @@
 //   - The Catalog (catalog.go) keeps inodes, directory entries, every version
 //     of every regular file, and the files that were deleted but keep their
 //     history. OpenBolt keeps it in an embedded bbolt database next to a
-//     local store.
+//     local store; versions/radosrepo keeps it in a RADOS pool.
 //   - A Version is a committed state of a file: a recipe (a chunk holding the
 //     encoded recipe.Recipe), a size and an mtime, under a VersionID that is
 //     ordered by commit time. HEAD is the newest.
@@ -31,4 +31,15 @@
 // is written, and gc skips held chunks and chunks released while it ran.
 // Only one process writes to a local store at a time (the store lock), so
 // that set sees every commit that could race with gc.
+//
+// A store several machines write at once (a RADOS pool: the chunk store is
+// a chunkstore.Toucher) cannot rely on that set: commits there Touch the
+// chunks they reuse, gc records its start in the catalog (GCFencer) and
+// deletes only chunks idle since its start less a margin, and a commit
+// whose chunks a gc may have overtaken touches them again before its version
+// entry goes in (DefaultGCMargin, and versions/radosrepo's documentation).
+//
+// The catalog logic (KVCatalog) runs over a small ordered key-value
+// interface (KV): bbolt for a local store (OpenBolt), one RADOS object's
+// omap for a pool (versions/radosrepo). Both pass versionstest.Run.
 package versions

@@ -300,10 +300,12 @@ func TestGCSharedStoreConcurrentCommits(t *testing.T) {
 // nothing references.
 func gcConcurrentCommits(t *testing.T, collector, r *testRepo) {
 	const writers = 4
-	rounds := 25
+	rounds, minRun := 25, time.Duration(0)
 	if collector != r {
-		rounds = 80 // run for several gc margins
+		// Run for several gc margins, so that gc deletes for real.
+		minRun = 2 * time.Second
 	}
+	start := time.Now()
 	ctx := context.Background()
 	// Content is made of shared blocks, so writers share chunks.
 	blocks := make([][]byte, 8)
@@ -360,10 +362,22 @@ func gcConcurrentCommits(t *testing.T, collector, r *testRepo) {
 				mine = append(mine, committed{ino, v})
 				return true
 			}
-			for range rounds {
+			var removed [][]byte // content of versions removed and not written again yet
+			for i := 0; i < rounds || time.Since(start) < minRun; i++ {
+				if len(removed) > 0 && rng.IntN(4) == 0 {
+					// Write again content removed a while ago: its
+					// chunks may be idle and going, right now.
+					k := rng.IntN(len(removed))
+					data := removed[k]
+					removed = append(removed[:k], removed[k+1:]...)
+					if !commit(files[rng.IntN(2)], data) {
+						return
+					}
+					continue
+				}
 				if len(mine) > 2 && rng.IntN(3) == 0 {
-					// Remove a version, then write its content again:
-					// gc may delete its chunks in between.
+					// Remove a version, then write its content again,
+					// now or later: gc may delete its chunks in between.
 					i := rng.IntN(len(mine))
 					c := mine[i]
 					mine = append(mine[:i], mine[i+1:]...)
@@ -374,6 +388,10 @@ func gcConcurrentCommits(t *testing.T, collector, r *testRepo) {
 					if err := r.Catalog().RemoveVersion(ctx, c.ino, c.v.ID); err != nil {
 						t.Errorf("writer %d: RemoveVersion: %v", w, err)
 						return
+					}
+					if rng.IntN(2) == 0 {
+						removed = append(removed, data)
+						continue
 					}
 					if !commit(files[rng.IntN(2)], data) {
 						return

@@ -164,5 +164,15 @@ func (c *KVCatalog) Check(ctx context.Context) error {
 		}
 		return nil
 	})
-	return errors.Join(append(errs, err)...)
+	if err != nil {
+		return fmt.Errorf("checking the catalog: %w", err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w:\n%w", ErrInconsistent, errors.Join(errs...))
+	}
+	return nil
 }
+
+// ErrInconsistent is matched by Check's error when the catalog's buckets
+// contradict each other (rather than the check failing to read them).
+var ErrInconsistent = errors.New("catalog inconsistent")

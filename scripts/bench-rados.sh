@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# RADOS benchmark: the cluster's own ceiling (`rados bench`, 4 MiB objects,
+# 16 in flight) against casfs copying a 1 GiB file into a rados:// mount and
+# reading it back, on the same throwaway cluster in one run.
+#
+#   scripts/bench-rados.sh                # from the repository root, as root
+#
+# Steps:
+#   1. A throwaway cluster (integration/ceph/start-cluster.sh) with a 6 GiB
+#      memstore OSD, in a temp dir; torn down at the end.
+#   2. rados bench write, BENCH_SECS seconds but at most 1 GiB of objects
+#      (--max-objects 256, so RAM stays bounded), then rados bench seq over
+#      those objects, then cleanup.
+#   3. casfs (built with -tags ceph): init rados://POOL/bench, mount, dd of a
+#      1 GiB random file (in page cache) into the mount with bs=1M, timed
+#      until dd exits, i.e. until close(2) returned and the version was
+#      committed; unmount, drop caches, mount again (a cold chunk cache),
+#      dd of the file to /dev/null, compared with the source (untimed).
+#   4. The same file copied to a second name: every chunk is already in the
+#      pool, so only touches and the recipe go over the wire.
+#
+# Environment: BENCH_DIR (scratch parent, default /var/tmp), BENCH_MB (1024),
+# BENCH_SECS (30), BENCH_RESULTS (default bench-out/results.md), BENCH_RUNS
+# (1: repeat steps 2-4 and report each run).
+set -euo pipefail
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH=$PATH:/usr/local/go/bin
+scripts/install-deps.sh
+[[ -x /usr/bin/time ]] || apt_install time
+
+MB=${BENCH_MB:-1024}
+SECS_BENCH=${BENCH_SECS:-30}
+RUNS=${BENCH_RUNS:-1}
+RESULTS=${BENCH_RESULTS:-bench-out/results.md}
+mkdir -p "$(dirname "$RESULTS")"
+scratch=$(mktemp -d "${BENCH_DIR:-/var/tmp}/casfs-bench-rados.XXXXXX")
+cluster=$scratch/cluster
+mnt=$scratch/mnt
+logf=$scratch/log
+mkdir -p "$mnt"
+
+cleanup() {
+	if mountpoint -q "$mnt"; then fusermount3 -u "$mnt" || umount -l "$mnt" || true; fi
+	integration/ceph/stop-cluster.sh "$cluster" || true
+	rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+CASFS_CEPH_MEMSTORE_BYTES=$((6 << 30)) integration/ceph/start-cluster.sh "$cluster" >/dev/null
+# shellcheck disable=SC1091
+. "$cluster/env"
+pool=$CASFS_CEPH_POOL
+CASFS=$scratch/casfs
+go build -tags ceph -o "$CASFS" ./cmd/casfs
+rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
+log "casfs $rev built with -tags ceph; cluster in $cluster"
+
+src=$scratch/src
+randfile "$src" $((MB << 20)) bench-rados
+bytes=$(fsize "$src")
+
+# bench_bw MODE: rados bench MODE, prints its "Bandwidth (MB/sec)".
+bench_bw() {
+	local out
+	out=$(rados -p "$pool" bench "$SECS_BENCH" "$1" -t 16 --no-cleanup \
+		${2:+--max-objects "$2"} 2>&1) || { echo "$out" >&2; die "rados bench $1 failed"; }
+	echo "$out" >>"$logf"
+	awk -F: '/^Bandwidth \(MB\/sec\)/ { gsub(/ /, "", $2); print $2 }' <<<"$out"
+}
+
+# mount_casfs: casfs mount in the background until the mount answers.
+mount_casfs() {
+	"$CASFS" mount "rados://$pool/bench" "$mnt" >>"$logf" 2>&1 &
+	MOUNT_PID=$!
+	for _ in $(seq 300); do
+		mountpoint -q "$mnt" && stat -f "$mnt" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	die "casfs mount did not come up (see $logf)"
+}
+umount_casfs() {
+	kill -TERM "$MOUNT_PID"
+	wait "$MOUNT_PID" || die "casfs mount exited with an error (see $logf)"
+}
+
+rows=()
+for run in $(seq "$RUNS"); do
+	log "run $run: rados bench write ($SECS_BENCH s, at most 1 GiB)"
+	wbw=$(bench_bw write 256)
+	log "run $run: rados bench seq"
+	rbw=$(bench_bw seq)
+	rados -p "$pool" cleanup >>"$logf" 2>&1
+
+	"$CASFS" init "rados://$pool/bench" >>"$logf" 2>&1
+	mount_casfs
+	log "run $run: casfs write of $MB MiB"
+	measure "$logf" dd if="$src" of="$mnt/f" bs=1M
+	cw=$(mbps "$bytes" "$SECS")
+	log "run $run: casfs copy of the same file (every chunk stored already)"
+	measure "$logf" dd if="$src" of="$mnt/g" bs=1M
+	cw2=$(mbps "$bytes" "$SECS")
+	umount_casfs
+	drop_caches
+	mount_casfs
+	log "run $run: casfs read, cold chunk cache"
+	measure_out /dev/null "$logf" dd if="$mnt/f" bs=1M
+	cr=$(mbps "$bytes" "$SECS")
+	cmp "$src" "$mnt/f" || die "casfs read back different data"
+	umount_casfs
+	"$CASFS" fsck "rados://$pool/bench" >>"$logf" 2>&1 || die "fsck found damage (see $logf)"
+	# Next run starts from an empty pool: remove the store's objects.
+	for ns in bench bench.chunks; do
+		rados -p "$pool" -N "$ns" ls 2>/dev/null | xargs -r -n 64 rados -p "$pool" -N "$ns" rm
+	done
+	rows+=("| $run | $wbw | $cw | $(ratio "$cw" "$wbw") | $rbw | $cr | $(ratio "$cr" "$rbw") | $cw2 | $(ratio "$cw2" "$cw") |")
+done
+
+{
+	echo
+	echo "### bench-rados.sh: casfs $rev, $(date -u +%Y-%m-%dT%H:%MZ), $MB MiB file, rados bench ${SECS_BENCH}s -t 16 4 MiB"
+	echo
+	echo "| run | rados bench write MB/s | casfs write MB/s | ÷ | rados bench seq MB/s | casfs read MB/s (cold cache) | ÷ | casfs 2nd copy MB/s | 2nd ÷ 1st |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	printf '%s\n' "${rows[@]}"
+} | tee -a "$RESULTS"
