@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/casfs/casfs/chunkstore"
 	"github.com/casfs/casfs/chunkstore/chunkstoretest"
 )
