@@ -137,10 +137,31 @@ func open(ctx context.Context, c *Conn) (*Store, error) {
 	return &Store{c: c, cfg: cfg}, nil
 }
 
-// readObject returns the whole of oid: its size, then its bytes. Objects it
-// reads are immutable (chunks, the config), so the size cannot change in
-// between; one that is deleted in between gives ENOENT like a missing one.
+// readBufSize is the buffer readObject tries first: room for the largest
+// chunk the default chunkers make, framed. Objects that fill it are larger
+// (or exactly its size) and are read again at their size.
+const readBufSize = 4<<20 + 64<<10
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// readObject returns the whole of oid. Objects it reads are immutable
+// (chunks, the config), so what one read returns is the object: one round
+// trip for any chunk up to readBufSize, instead of a stat and a read. One
+// that is larger is stat'ed and read at its size; one deleted in between
+// gives ENOENT like a missing one.
 func readObject(io *librados.IOContext, oid string) ([]byte, error) {
+	bp := readBufs.Get().(*[]byte)
+	n, err := io.Read(oid, *bp, 0)
+	if err != nil {
+		readBufs.Put(bp)
+		return nil, err
+	}
+	if n < len(*bp) {
+		b := append([]byte{}, (*bp)[:n]...)
+		readBufs.Put(bp)
+		return b, nil
+	}
+	readBufs.Put(bp)
 	st, err := io.Stat(oid)
 	if err != nil {
 		return nil, err
@@ -149,11 +170,7 @@ func readObject(io *librados.IOContext, oid string) ([]byte, error) {
 		return nil, fmt.Errorf("object is %d bytes, more than the %d a casfs object can be", st.Size, maxObjectSize)
 	}
 	b := make([]byte, st.Size)
-	if len(b) == 0 {
-		return b, nil
-	}
-	n, err := io.Read(oid, b, 0)
-	if err != nil {
+	if n, err = io.Read(oid, b, 0); err != nil {
 		return nil, err
 	}
 	if n != len(b) {
