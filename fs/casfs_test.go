@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -433,4 +434,102 @@ func TestVersionsFollowRecreatedFile(t *testing.T) {
 		names, err := os.ReadDir(hist)
 		return err == nil && len(names) == 3
 	})
+}
+
+// TestStoreAhead writes a file much larger than the store-ahead step, in
+// order, and overwrites a little of what each round of storing ahead read
+// after it read it (a hook runs between a round's reading and its merge).
+// Rounds must not take what changed: the file reads back, and its recipe is
+// the one a single commit of the final content makes.
+func TestStoreAhead(t *testing.T) {
+	m := mountWith(t, func(o *Options) { o.StoreAhead = 256 << 10 })
+	data := randBytes(6<<20, 11)
+	var mu sync.Mutex // data
+	other, err := os.Create(m.path("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var overwrites atomic.Int64
+	var finished atomic.Bool
+	m.fs.aheadHook = func(base, end int64) {
+		// Not a FUSE request: this goroutine may use the mount.
+		mu.Lock()
+		defer mu.Unlock()
+		if finished.Load() {
+			return
+		}
+		at := base + (end-base)/2
+		patch := randBytes(4096, uint64(at))
+		copy(data[at:], patch)
+		if _, err := other.WriteAt(patch, at); err != nil {
+			t.Error(err)
+		}
+		overwrites.Add(1)
+	}
+	f, err := os.OpenFile(m.path("big"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const step = 64 << 10
+	buf := make([]byte, step)
+	for off := 0; off < len(data); off += step {
+		mu.Lock()
+		copy(buf, data[off:off+step])
+		mu.Unlock()
+		if _, err := f.WriteAt(buf, int64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	finished.Store(true)
+	mu.Unlock()
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m.fs.aheadMerged.Load() == 0 || overwrites.Load() == 0 {
+		t.Errorf("%d rounds of storing ahead merged, %d overwritten: want some of each", m.fs.aheadMerged.Load(), overwrites.Load())
+	}
+	got, err := os.ReadFile(m.path("big"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back: %d bytes, %v; differ at %d", len(got), err, firstDiff(got, data))
+	}
+	ctx := context.Background()
+	a, err := m.repo.Resolve(ctx, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := m.repo.LoadRecipe(ctx, a.Recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.repo.Catalog().Create(ctx, versions.RootIno, "whole", versions.Attr{Mode: versions.ModeRegular | 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, whole, err := m.repo.WriteFrom(ctx, b.Ino, bytes.NewReader(data), int64(len(data)), nil, 0, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Extents) != len(whole.Extents) || rec.Size != whole.Size {
+		t.Fatalf("recipe: %d extents, size %d; a single commit: %d extents, size %d", len(rec.Extents), rec.Size, len(whole.Extents), whole.Size)
+	}
+	for i := range rec.Extents {
+		if rec.Extents[i] != whole.Extents[i] {
+			t.Fatalf("extent %d: %+v, a single commit: %+v", i, rec.Extents[i], whole.Extents[i])
+		}
+	}
+	t.Logf("%d rounds merged, %d overwrites under them", m.fs.aheadMerged.Load(), overwrites.Load())
+}
+
+// firstDiff is the first offset where a and b differ.
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/casfs/casfs/chunkstore"
 	"github.com/casfs/casfs/recipe"
 	"github.com/casfs/casfs/versions"
 )
@@ -104,10 +106,113 @@ type staged struct {
 	pmu    sync.Mutex
 	prefix []recipe.Extent
 	base   atomic.Int64
+
+	// Storing ahead (see maybeStoreAhead): while a large file is written,
+	// the chunks of what is written so far are stored in the background
+	// and become prefix, so that the commit at close has only the tail
+	// left. round is the round running, if any; lowWrite is the lowest
+	// offset written since it began, so that extents it cut from bytes
+	// that changed meanwhile are not taken; aheadHeld are the IDs rounds
+	// hold against gc until a commit has used them or the staging file
+	// goes; gen counts commits.
+	round     atomic.Pointer[aheadRound]
+	lowWrite  atomic.Int64
+	aheadHeld []chunkstore.ID // under pmu
+	gen       atomic.Int64
+}
+
+// aheadRound is one round of storing ahead.
+type aheadRound struct {
+	base, gen int64
+	done      chan struct{} // closed when exts, end and err are set
+	exts      []recipe.Extent
+	end       int64
+	err       error
+	merged    bool // under the file's mu, held exclusively
+}
+
+// maybeStoreAhead starts a round of storing ahead for st if it has grown
+// Options.StoreAhead past its last cut point and no round runs. n.mu is
+// held shared (by a write).
+func (n *fileNode) maybeStoreAhead(st *staged) {
+	base := st.base.Load()
+	if ahead := n.fs.opts.StoreAhead; ahead < 0 || st.size.Load()-base < ahead || st.round.Load() != nil {
+		return
+	}
+	r := &aheadRound{base: base, gen: st.gen.Load(), done: make(chan struct{})}
+	if !st.round.CompareAndSwap(nil, r) {
+		return
+	}
+	// Writes record themselves before and after they happen, so a write
+	// still in flight now is seen in lowWrite by the merge, which waits
+	// for every write to finish (it holds n.mu exclusively).
+	st.lowWrite.Store(math.MaxInt64)
+	limit := st.size.Load()
+	go func() {
+		exts, end, held, err := n.fs.repo.StoreAhead(context.Background(), io.NewSectionReader(st.f, r.base, limit-r.base), r.base)
+		st.pmu.Lock()
+		st.aheadHeld = append(st.aheadHeld, held...)
+		st.pmu.Unlock()
+		r.exts, r.end, r.err = exts, end, err
+		close(r.done)
+		if err != nil {
+			slog.Debug("storing ahead failed; the commit will store it", "path", n.path(), "err", err)
+		}
+		if h := n.fs.aheadHook; h != nil {
+			h(r.base, limit)
+		}
+		n.mu.Lock()
+		n.mergeAhead(st, r)
+		n.mu.Unlock()
+	}()
+}
+
+// mergeAhead makes what round r stored part of st's prefix, as far as the
+// bytes it read have not changed since. n.mu is held exclusively, so no
+// write is in flight and lowWrite is final for r. The first caller merges
+// (the round itself, or a commit that waited for it).
+func (n *fileNode) mergeAhead(st *staged, r *aheadRound) {
+	if r.merged {
+		return
+	}
+	r.merged = true
+	st.round.CompareAndSwap(r, nil)
+	st.pmu.Lock()
+	defer st.pmu.Unlock()
+	if r.err != nil || n.st != st || st.gen.Load() != r.gen || st.base.Load() != r.base {
+		return
+	}
+	low, base := st.lowWrite.Load(), r.base
+	take := r.exts
+	if r.end > low {
+		take = nil
+		for _, e := range r.exts {
+			if e.End() > low {
+				break
+			}
+			take, base = append(take, e), e.End()
+		}
+	} else {
+		base = r.end
+	}
+	st.prefix = append(st.prefix, take...)
+	st.base.Store(base)
+	if len(take) > 0 {
+		n.fs.aheadMerged.Add(1)
+	}
+}
+
+// wrote records a write (or truncate, or hole punched) from off on, before
+// and after it happens: a round of storing ahead that read any of it while
+// it changed sees it in lowWrite when it merges.
+func (st *staged) wrote(off int64) {
+	for cur := st.lowWrite.Load(); off < cur && !st.lowWrite.CompareAndSwap(cur, off); cur = st.lowWrite.Load() {
+	}
 }
 
 // cut records that bytes from off on changed.
 func (st *staged) cut(off int64) {
+	st.wrote(off)
 	if off >= st.base.Load() {
 		return
 	}
@@ -242,6 +347,10 @@ func (n *fileNode) dropLocked() {
 	}
 	st.f.Close()
 	os.Remove(st.f.Name())
+	st.pmu.Lock()
+	n.fs.repo.Release(st.aheadHeld)
+	st.aheadHeld = nil
+	st.pmu.Unlock()
 	n.st = nil
 	n.fs.mu.Lock()
 	delete(n.fs.open, n)
@@ -263,6 +372,12 @@ func (n *fileNode) commitLocked(ctx context.Context, last bool) error {
 	if st == nil {
 		return nil
 	}
+	if r := st.round.Load(); r != nil {
+		// Its chunks are this commit's: wait for them rather than
+		// store them twice.
+		<-r.done
+		n.mergeAhead(st, r)
+	}
 	if st.dirty.Load() || (last && st.pending.Load()) {
 		st.dirty.Store(false)
 		pending := st.pending.Swap(false)
@@ -274,6 +389,12 @@ func (n *fileNode) commitLocked(ctx context.Context, last bool) error {
 		st.pmu.Unlock()
 		v, rec, err := n.fs.repo.WriteFrom(ctx, n.ino, st.f, size, prefix, base, mtime)
 		if err == nil {
+			st.gen.Add(1)
+			st.pmu.Lock()
+			// The version references them now.
+			n.fs.repo.Release(st.aheadHeld)
+			st.aheadHeld = nil
+			st.pmu.Unlock()
 			st.setPrefix(rec)
 			// The kernel's pages are what was just committed.
 			n.seenHead.Store(&v.ID)
@@ -439,12 +560,14 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	}
 	st.cut(off)
 	k, err := st.f.WriteAt(data, off)
+	st.wrote(off)
 	if k > 0 {
 		end := off + int64(k)
 		for cur := st.size.Load(); end > cur && !st.size.CompareAndSwap(cur, end); cur = st.size.Load() {
 		}
 		st.dirty.Store(true)
 		st.mtime.Store(now().UnixNano())
+		n.maybeStoreAhead(st)
 	}
 	if err != nil {
 		return uint32(k), toErrno(err, "write", "path", n.path())
@@ -504,7 +627,9 @@ func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uin
 		return syscall.EBADF
 	}
 	st.cut(int64(off)) // punching a hole changes data
-	if err := syscall.Fallocate(int(st.f.Fd()), mode, int64(off), int64(size)); err != nil {
+	err := syscall.Fallocate(int(st.f.Fd()), mode, int64(off), int64(size))
+	st.wrote(int64(off))
+	if err != nil {
 		return toErrno(err, "fallocate", "path", n.path())
 	}
 	const keepSize = 0x1 // FALLOC_FL_KEEP_SIZE

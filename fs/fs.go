@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,7 +32,15 @@ type Options struct {
 	// ReadAhead is how many chunks after the one being read are prefetched
 	// when a file is read sequentially.
 	ReadAhead int
+	// StoreAhead is how far a file being written grows past its last cut
+	// point before the chunks written so far are stored in the background
+	// (DefaultStoreAhead if zero; negative: never, all at close).
+	StoreAhead int64
 }
+
+// DefaultStoreAhead is Options.StoreAhead's default: rounds that store many
+// chunks, and a close that finds only the last few dozen MiB to chunk.
+const DefaultStoreAhead = 32 << 20
 
 // DefaultCacheBytes is the chunk cache size when Options leave it zero. A
 // random read of a chunk that is not cached costs reading and verifying the
@@ -50,6 +59,12 @@ type FS struct {
 	// them all before the store closes.
 	mu   sync.Mutex
 	open map[*fileNode]struct{}
+
+	// aheadMerged counts rounds of storing ahead whose chunks became a
+	// file's prefix, and aheadHook (if set) runs between a round's storing
+	// and its merge: for tests.
+	aheadMerged atomic.Int64
+	aheadHook   func(base, end int64)
 }
 
 // New returns a filesystem over repo. Call Root for the root node and
@@ -63,6 +78,9 @@ func New(repo *versions.Repo, opts Options) (*FS, error) {
 		// the disk's queue full on a cold read and both cores verifying
 		// ahead of the reader on a warm one.
 		opts.ReadAhead = 16
+	}
+	if opts.StoreAhead == 0 {
+		opts.StoreAhead = DefaultStoreAhead
 	}
 	if opts.StagingDir == "" {
 		return nil, fmt.Errorf("no staging directory")

@@ -101,3 +101,69 @@ func sameRecipe(a, b *recipe.Recipe) bool {
 	}
 	return true
 }
+
+// TestStoreAheadMatchesWrite stores the chunks of a file's first part while
+// it is "still being written", in several rounds, then commits the whole
+// file reusing them: the recipe is the one a whole Write makes, and what
+// the rounds returned was stored, within what they were given.
+func TestStoreAheadMatchesWrite(t *testing.T) {
+	ctx := context.Background()
+	r, ino := newIncRepo(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	data := make([]byte, 400<<10)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	clear(data[120<<10 : 200<<10]) // holes inside the part stored ahead
+
+	var prefix []recipe.Extent
+	var base int64
+	var held []chunkstore.ID
+	for _, written := range []int64{90 << 10, 250 << 10, 330 << 10} {
+		exts, end, h, err := r.StoreAhead(ctx, bytes.NewReader(data[base:written]), base)
+		held = append(held, h...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end <= base || end >= written {
+			t.Fatalf("StoreAhead of [%d, %d) ended at %d", base, written, end)
+		}
+		for _, e := range exts {
+			if e.Offset < base || e.End() > end {
+				t.Fatalf("extent %+v outside [%d, %d)", e, base, end)
+			}
+			if ok, err := r.Chunks().Has(ctx, e.ID); err != nil || !ok {
+				t.Fatalf("extent %+v not stored: %v", e, err)
+			}
+		}
+		prefix, base = append(prefix, exts...), end
+	}
+	_, rec, err := r.WriteFrom(ctx, ino, bytes.NewReader(data), int64(len(data)), prefix, base, time.Time{})
+	r.Release(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, whole, err := r.WriteFrom(ctx, ino, bytes.NewReader(data), int64(len(data)), nil, 0, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalExtents(rec.Extents, whole.Extents) || rec.Size != whole.Size {
+		t.Fatalf("recipe after storing ahead differs from a whole write:\n%v\n%v", rec.Extents, whole.Extents)
+	}
+	var buf bytes.Buffer
+	if err := r.CopyOut(ctx, rec, &buf, nil); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("content differs (%v)", err)
+	}
+}
+
+func equalExtents(a, b []recipe.Extent) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

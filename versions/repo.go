@@ -232,6 +232,33 @@ func (r *Repo) storeContent(ctx context.Context, src io.Reader, progress Progres
 // before the version entry, and a small file then waits for one round of
 // store writes, not two.
 func (r *Repo) storeVersion(ctx context.Context, src io.Reader, prefix []recipe.Extent, base int64, progress Progress) (*recipe.Recipe, chunkstore.ID, []chunkstore.ID, error) {
+	return r.store(ctx, src, prefix, base, progress, false)
+}
+
+// StoreAhead stores the chunks of a file that is still being written, so
+// that its commit later has less to do: src holds the file's bytes from base
+// (a cut point) on, as far as they are written. Every chunk but the last is
+// stored (the last ends where src ends, which need not be a cut point once
+// more is written). It returns their extents, where they end (the next cut
+// point: what a WriteFrom may take as its base, with prefix + exts as its
+// prefix), and the IDs it holds against gc: the caller releases them with
+// Release once a version referencing them is committed, or when it gives up
+// on them.
+func (r *Repo) StoreAhead(ctx context.Context, src io.Reader, base int64) (exts []recipe.Extent, end int64, held []chunkstore.ID, err error) {
+	rec, _, held, err := r.store(ctx, src, nil, base, nil, true)
+	if err != nil {
+		return nil, base, held, err
+	}
+	return rec.Extents, rec.Size, held, nil
+}
+
+// Release releases IDs that StoreAhead held.
+func (r *Repo) Release(held []chunkstore.ID) { r.guard.release(held) }
+
+// store is storeVersion; with ahead it is StoreAhead's work: the last chunk
+// is left out and no recipe is stored, and the recipe returned has the
+// extents stored and, as its size, where the last one left out began.
+func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent, base int64, progress Progress, ahead bool) (*recipe.Recipe, chunkstore.ID, []chunkstore.ID, error) {
 	var rid chunkstore.ID
 	ch, err := chunker.New(r.cfg.Chunker, src)
 	if err != nil {
@@ -264,6 +291,33 @@ func (r *Repo) storeVersion(ctx context.Context, src io.Reader, prefix []recipe.
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.workers)
+	// dispatch stores one chunk (its bytes copied to buf) in the group.
+	dispatch := func(s *slot, buf []byte) {
+		hashed.Add(1)
+		g.Go(func() error {
+			defer putBuf(buf)
+			if isZero(buf) {
+				s.hole = true
+				hashed.Done()
+			} else {
+				id := r.cfg.Hash.Sum(buf)
+				hold(id)
+				s.ext.ID = id
+				hashed.Done()
+				if err := r.putHeld(gctx, id, buf); err != nil {
+					return fmt.Errorf("storing chunk at offset %d: %w", s.ext.Offset, err)
+				}
+			}
+			if progress != nil {
+				progress(s.ext.Size)
+			}
+			return nil
+		})
+	}
+	// With ahead, each chunk is dispatched once the next one is read, and
+	// the last one never.
+	var last *slot
+	var lastBuf []byte
 	if t, ok := r.toucher(); ok && len(prefix) > 0 {
 		// The reused extents are stored chunks this version relies on
 		// like any other: touch them, so a gc elsewhere keeps them (a
@@ -287,30 +341,23 @@ func (r *Repo) storeVersion(ctx context.Context, src io.Reader, prefix []recipe.
 			return nil, rid, heldNow(), fmt.Errorf("reading content: %w", err)
 		}
 		s := &slot{ext: recipe.Extent{Offset: base + c.Offset, Size: int64(len(c.Data))}}
-		slots = append(slots, s)
-		size = c.Offset + int64(len(c.Data))
 		buf := getBuf(len(c.Data))
 		copy(buf, c.Data)
-		hashed.Add(1)
-		g.Go(func() error {
-			defer putBuf(buf)
-			if isZero(buf) {
-				s.hole = true
-				hashed.Done()
-			} else {
-				id := r.cfg.Hash.Sum(buf)
-				hold(id)
-				s.ext.ID = id
-				hashed.Done()
-				if err := r.putHeld(gctx, id, buf); err != nil {
-					return fmt.Errorf("storing chunk at offset %d: %w", s.ext.Offset, err)
-				}
+		if ahead {
+			if last != nil {
+				slots = append(slots, last)
+				size = last.ext.End() - base
+				dispatch(last, lastBuf)
 			}
-			if progress != nil {
-				progress(s.ext.Size)
-			}
-			return nil
-		})
+			last, lastBuf = s, buf
+			continue
+		}
+		slots = append(slots, s)
+		size = c.Offset + int64(len(c.Data))
+		dispatch(s, buf)
+	}
+	if lastBuf != nil {
+		putBuf(lastBuf)
 	}
 	hashed.Wait()
 	rec := &recipe.Recipe{Size: base + size, Extents: make([]recipe.Extent, 0, len(prefix)+len(slots))}
@@ -320,7 +367,7 @@ func (r *Repo) storeVersion(ctx context.Context, src io.Reader, prefix []recipe.
 			rec.Extents = append(rec.Extents, s.ext)
 		}
 	}
-	if gctx.Err() == nil {
+	if gctx.Err() == nil && !ahead {
 		enc := rec.Encode()
 		rid = r.cfg.Hash.Sum(enc)
 		hold(rid)
