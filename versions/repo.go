@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/casfs/casfs/chunkstore"
@@ -19,12 +20,16 @@ import (
 // Repo joins a store's config, its chunks and its catalog. It is safe for
 // concurrent use.
 type Repo struct {
-	cfg      chunkstore.Config
-	chunks   chunkstore.Store // plain chunk bytes in, verified plain bytes out
-	cat      Catalog
-	guard    *inflight
-	gcMu     sync.Mutex
-	margin   time.Duration // see DefaultGCMargin
+	cfg    chunkstore.Config
+	chunks chunkstore.Store // plain chunk bytes in, verified plain bytes out
+	cat    Catalog
+	guard  *inflight
+	gcMu   sync.Mutex
+	margin time.Duration // see DefaultGCMargin
+	// touched remembers when this process last put or touched chunks of
+	// a shared store (the time before the operation, so the chunk's mtime
+	// is no older), so that a commit need not touch them again soon after.
+	touched  *lru.Cache[chunkstore.ID, time.Time]
 	workers  int
 	closers  []func() error
 	localDir string
@@ -38,7 +43,12 @@ func New(cfg chunkstore.Config, chunks chunkstore.Store, cat Catalog) *Repo {
 	// than cores are in flight. Memory is bounded by workers × max chunk.
 	w := chunks.Properties().Concurrency
 	w = max(4*runtime.GOMAXPROCS(0), min(w, 16))
-	return &Repo{cfg: cfg, chunks: chunks, cat: cat, guard: newInflight(), workers: w, margin: DefaultGCMargin}
+	r := &Repo{cfg: cfg, chunks: chunks, cat: cat, guard: newInflight(), workers: w, margin: DefaultGCMargin}
+	if _, ok := r.toucher(); ok {
+		// 256k IDs, about 20 MB: the chunks of a few hundred GiB.
+		r.touched, _ = lru.New[chunkstore.ID, time.Time](1 << 18)
+	}
+	return r
 }
 
 // DefaultGCMargin is how long a chunk of a store shared by several machines
@@ -79,6 +89,13 @@ func (r *Repo) commit(ctx context.Context, ino Ino, v Version, held []chunkstore
 	if !shared {
 		return r.cat.Commit(ctx, ino, v)
 	}
+	// Chunks this process touched or put within a quarter margin before
+	// now were not touched again (putHeld), so the commit vouches only for
+	// touches from a quarter margin before it started. (Without that, a
+	// commit that skipped a chunk put at t0, and lasted long enough for a
+	// gc to start after t0+margin and delete the chunk, would pass the
+	// fence check as long as that gc started before started+margin.)
+	started = started.Add(-r.margin / 4)
 	if f, ok := r.cat.(GCFencer); ok {
 		out, err := f.CommitFenced(ctx, ino, v, started, r.margin)
 		if !errors.Is(err, ErrFenced) {
@@ -107,7 +124,7 @@ func (r *Repo) touchAll(ctx context.Context, t chunkstore.Toucher, ids []chunkst
 	g.SetLimit(r.workers)
 	for _, id := range ids {
 		g.Go(func() error {
-			ok, err := t.Touch(gctx, id)
+			ok, err := r.touch(gctx, t, id)
 			if err == nil && !ok {
 				err = fmt.Errorf("chunk %s: %w", id, errChunkGone)
 			}
@@ -188,18 +205,47 @@ func (r *Repo) putChunk(ctx context.Context, data []byte, held *[]chunkstore.ID)
 //
 // On a shared store the check is a Touch, which also tells a gc on another
 // machine that the chunk is in use (see chunkstore.Toucher).
+//
+// A chunk this process put or touched within a quarter of the gc margin is
+// neither touched nor put again: Repo.commit vouches for touches from a
+// quarter margin before the commit began, which covers it. So a file
+// written twice in a row costs the second time no store operation per
+// chunk.
 func (r *Repo) putHeld(ctx context.Context, id chunkstore.ID, data []byte) error {
-	var ok bool
-	var err error
-	if t, shared := r.toucher(); shared {
-		ok, err = t.Touch(ctx, id)
-	} else {
-		ok, err = r.chunks.Has(ctx, id)
+	t, shared := r.toucher()
+	if !shared {
+		ok, err := r.chunks.Has(ctx, id)
+		if err != nil || ok {
+			return err
+		}
+		return r.chunks.Put(ctx, id, data)
 	}
+	if at, ok := r.touched.Get(id); ok && time.Since(at) < r.margin/4 {
+		return nil
+	}
+	// Before the Touch: a Put that finds the chunk made meanwhile by
+	// another machine (and succeeds) leaves that machine's mtime, which is
+	// after this.
+	before := time.Now()
+	ok, err := r.touch(ctx, t, id)
 	if err != nil || ok {
 		return err
 	}
-	return r.chunks.Put(ctx, id, data)
+	if err := r.chunks.Put(ctx, id, data); err != nil {
+		return err
+	}
+	r.touched.Add(id, before)
+	return nil
+}
+
+// touch touches id on a shared store and remembers when.
+func (r *Repo) touch(ctx context.Context, t chunkstore.Toucher, id chunkstore.ID) (bool, error) {
+	before := time.Now()
+	ok, err := t.Touch(ctx, id)
+	if ok && err == nil {
+		r.touched.Add(id, before)
+	}
+	return ok, err
 }
 
 var bufPool sync.Pool
