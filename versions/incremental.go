@@ -33,7 +33,7 @@ func (r *Repo) WriteFrom(ctx context.Context, ino Ino, src io.ReaderAt, size int
 	if err != nil {
 		return Version{}, nil, err
 	}
-	v, err := r.cat.Commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime})
+	v, err := r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime})
 	return v, rec, err
 }
 

@@ -71,7 +71,7 @@ func (r *Repo) Write(ctx context.Context, ino Ino, src io.Reader, mtime time.Tim
 	if err != nil {
 		return Version{}, err
 	}
-	return r.cat.Commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime})
+	return r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime})
 }
 
 // CommitRecipe stores rec and commits it as a new version of ino. The
@@ -91,7 +91,17 @@ func (r *Repo) commitRecipe(ctx context.Context, ino Ino, rec *recipe.Recipe, mt
 	if err != nil {
 		return Version{}, fmt.Errorf("storing recipe: %w", err)
 	}
-	return r.cat.Commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime})
+	return r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime})
+}
+
+// commit makes the chunks and the recipe of v durable, then commits v: the
+// version entry must never be durable before what it references. Every
+// commit of new content goes through here.
+func (r *Repo) commit(ctx context.Context, ino Ino, v Version) (Version, error) {
+	if err := r.chunks.Sync(ctx); err != nil {
+		return Version{}, fmt.Errorf("making chunks durable: %w", err)
+	}
+	return r.cat.Commit(ctx, ino, v)
 }
 
 // putChunk stores data unless the store has it, holding its ID against gc.
