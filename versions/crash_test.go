@@ -1,11 +1,15 @@
 package versions_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,7 +26,7 @@ import (
 // fsck clean, and leave only orphans that gc reclaims. And the version entry
 // of a commit must never be written before a Sync that covers every chunk
 // it references (TestCommitAfterSync), so a crash cannot leave a durable
-// version whose chunks are lost.
+// version whose chunks are lost (TestCommitKilled, on a real store).
 
 var errInjected = errors.New("injected fault")
 
@@ -528,5 +532,139 @@ func TestCommitAfterSync(t *testing.T) {
 	wg.Wait()
 	if w.commits != 4*6 {
 		t.Errorf("saw %d commits, want %d", w.commits, 4*6)
+	}
+}
+
+// commitChildEnv makes the test binary, run as a child by TestCommitKilled,
+// commit versions into the local store it names until it is killed.
+const commitChildEnv = "CASFS_TEST_COMMIT_CHILD"
+
+// commitContent is the content of the nth version TestCommitKilled's child
+// commits: sizes vary so that versions share some chunks and not others.
+func commitContent(n int) []byte {
+	return concat(randomBytes(700, 64*kiB), randomBytes(uint64(1000+n), (n%7+1)*40*kiB))
+}
+
+// commitChild commits versions 0, 1, ... of /f into the store in dir and
+// prints "committed N VERSION" after each commit returns.
+func commitChild(dir string) {
+	ctx := context.Background()
+	r, err := versions.Open(ctx, dir, versions.OpenOptions{Owner: "commit child"})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	a, err := r.Catalog().Lookup(ctx, versions.RootIno, "f")
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	for n := 0; ; n++ {
+		v, err := r.Write(ctx, a.Ino, bytes.NewReader(commitContent(n)), time.Time{}, nil)
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("committed %d %s\n", n, v.ID)
+	}
+}
+
+// TestCommitKilled kills a process in the middle of committing versions to
+// a real local store, at a different moment each round, and checks what the
+// next open finds: every version the child saw committed reads back, with
+// all its chunks, and fsck is clean. Chunks stay temp files until a Sync,
+// and the next open sweeps temp files, so a commit that did not Sync before
+// writing its version entry fails this test.
+func TestCommitKilled(t *testing.T) {
+	if dir := os.Getenv(commitChildEnv); dir != "" {
+		commitChild(dir)
+		return
+	}
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "store")
+	if err := versions.Init(ctx, dir, smallConfig()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := versions.Open(ctx, dir, versions.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Catalog().Create(ctx, versions.RootIno, "f", versions.Attr{Mode: versions.ModeRegular | 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+
+	seen := map[string]int{} // version → its content number
+	for round := range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCommitKilled$")
+		cmd.Env = append(os.Environ(), commitChildEnv+"="+dir)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := bufio.NewScanner(stdout)
+		for commits := 0; lines.Scan(); {
+			var n int
+			var id string
+			if _, err := fmt.Sscanf(lines.Text(), "committed %d %s", &n, &id); err != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("child said %q", lines.Text())
+			}
+			seen[id] = n
+			if commits++; commits >= 3+2*round {
+				time.Sleep(time.Duration(round) * time.Millisecond)
+				break
+			}
+		}
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+
+		r, err := versions.Open(ctx, dir, versions.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := r.Catalog().Lookup(ctx, versions.RootIno, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs, err := r.Catalog().Versions(ctx, a.Ino)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := 0
+		for _, v := range vs {
+			n, ok := seen[v.ID.String()]
+			if !ok {
+				continue // committed as the child was killed, unreported
+			}
+			found++
+			rec, err := r.LoadRecipe(ctx, v.Recipe)
+			if err != nil {
+				t.Fatalf("round %d: version %s: %v", round, v.ID, err)
+			}
+			var buf bytes.Buffer
+			if err := r.CopyOut(ctx, rec, &buf, nil); err != nil || !bytes.Equal(buf.Bytes(), commitContent(n)) {
+				t.Fatalf("round %d: version %s (content %d) does not read back: %v", round, v.ID, n, err)
+			}
+		}
+		if found != len(seen) {
+			t.Errorf("round %d: %d versions were reported committed, %d are in the catalog", round, len(seen), found)
+		}
+		var problems []versions.Problem
+		if _, err := r.Fsck(ctx, func(p versions.Problem) { problems = append(problems, p) }, nil); err != nil || len(problems) > 0 {
+			t.Errorf("round %d: fsck: %v, problems %v", round, err, problems)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -15,7 +15,9 @@
 // The suite checks Sync as far as one process can see it: that it succeeds
 // with and without pending work, that it changes nothing readers see, and
 // that it is safe beside concurrent Puts, Gets and Deletes. Whether synced
-// chunks survive a crash depends on the medium; stores test that themselves.
+// chunks survive a crash depends on the medium; stores test that themselves
+// (package local kills a child process mid-write and checks the ordering of
+// its syncs and renames).
 //
 // Chunk IDs in the suite are real fingerprints (chunkstore.HashBLAKE3.Sum of
 // the data) so the suite also runs over decorators that verify content, such
