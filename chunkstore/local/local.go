@@ -60,6 +60,7 @@ type Store struct {
 	lock     *os.File // holds the flock; nil after Close
 
 	batcher // chunks put but not yet synced, and Sync's state
+	drops   dropRing
 
 	// shards has a bit per shard (the ID's first two bytes) that this
 	// Store has made or found, so that Put makes each at most once.
@@ -273,7 +274,8 @@ func (s *Store) path(id chunkstore.ID) string {
 // Put writes data to a temp file and records it as pending: Has, Get and
 // List see it at once, Sync makes it durable and gives it its chunk name. An
 // id already present, under its name or pending, is left as it is. When
-// many chunks are pending, Put syncs them itself (see maxPending).
+// many chunks are pending, Put syncs them itself (see maxPending). Chunks
+// written a while ago are dropped from the page cache (see dropLater).
 func (s *Store) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -306,6 +308,8 @@ func (s *Store) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 	if !added {
 		// A concurrent Put of the same chunk won; its file is as good.
 		os.Remove(tmp)
+	} else {
+		s.dropLater(id)
 	}
 	if n >= maxPending {
 		return s.syncSoon(ctx)

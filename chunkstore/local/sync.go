@@ -300,6 +300,56 @@ var syncfsReportsErrors = sync.OnceValue(func() bool {
 	return major > 5 || major == 5 && minor >= 8
 })
 
+// dropRing remembers the chunks Put wrote last; see dropLater.
+type dropRing struct {
+	mu  sync.Mutex
+	ids [64]chunkstore.ID
+	n   int // chunks pushed, ever
+}
+
+// dropLater notes that chunk id was just written, and drops from the page
+// cache the pages of the chunk written 64 Puts ago. By then its writeback
+// (see startWriteback) has usually finished; only clean pages can be
+// dropped, so doing it at once would do nothing.
+//
+// A large put would otherwise fill the page cache with chunks no one is
+// about to read, evicting what others use, and keep taking fresh pages for
+// it, which costs: on this project's 2-core virtual machine, writing 1 GiB
+// into fresh page cache took 1.0-1.9 s of system time against 0.45 s into
+// recycled pages, and putting 1 GiB of new data took 1.3-1.6 s of system
+// time with the drop against 2.5-3.0 s without. A chunk read later comes
+// from the disk instead.
+func (s *Store) dropLater(id chunkstore.ID) {
+	r := &s.drops
+	r.mu.Lock()
+	i := r.n % len(r.ids)
+	old, full := r.ids[i], r.n >= len(r.ids)
+	r.ids[i] = id
+	r.n++
+	r.mu.Unlock()
+	if !full {
+		return
+	}
+	p := s.path(old)
+	if pc, ok := s.lookupPending(old); ok {
+		p = pc.tmp
+	}
+	// A hint: if the file was renamed or deleted meanwhile, or a call
+	// fails, the pages merely stay cached.
+	f, err := os.Open(p)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		_ = unix.Fadvise(int(fd), 0, 0, unix.FADV_DONTNEED)
+	})
+}
+
 // startWriteback asks the kernel to start writing f's data to disk now,
 // without waiting for it. It is only a hint (durability comes from Sync),
 // so its error is of no use: Sync's syncfs reports a failed write.

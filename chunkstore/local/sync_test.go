@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/casfs/casfs/chunkstore"
 	"github.com/casfs/casfs/chunkstore/chunkstoretest"
@@ -137,6 +140,66 @@ func TestMaxPending(t *testing.T) {
 	if !named(t, s, ids[0]) {
 		t.Error("the first chunks were not synced by Put")
 	}
+}
+
+// TestDropsWrittenPages checks that Put drops a chunk it wrote 64 Puts
+// earlier from the page cache once it is written back (synced here, so that
+// its pages are clean for sure), and that the chunk still reads back.
+func TestDropsWrittenPages(t *testing.T) {
+	s := mustOpen(t, newStore(t), Options{})
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.Dir(), &st); err != nil || st.Type == unix.TMPFS_MAGIC {
+		t.Skip("tmpfs pages are the file itself and cannot be dropped")
+	}
+	ctx := context.Background()
+	first, data := testChunk(7)
+	if err := s.Put(ctx, first, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := residentPages(t, s.path(first)); n == 0 {
+		t.Skip("the chunk just written is not in the page cache; nothing to see")
+	}
+	for i := range len(s.drops.ids) {
+		put(t, s, uint64(100+i))
+	}
+	if n := residentPages(t, s.path(first)); n != 0 {
+		t.Errorf("%d pages of the chunk written 64 Puts ago are still cached", n)
+	}
+	if got, err := s.Get(ctx, first); err != nil || string(got) != string(data) {
+		t.Errorf("Get of the dropped chunk: %d bytes, %v", len(got), err)
+	}
+}
+
+// residentPages counts the pages of the file at path that are in the page
+// cache (mincore of a mapping).
+func residentPages(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	vec := make([]byte, (len(m)+os.Getpagesize()-1)/os.Getpagesize())
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n
 }
 
 // TestSyncFailureSticks makes the filesystem sync fail, first the one
