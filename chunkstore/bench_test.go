@@ -157,33 +157,41 @@ func openBenchStore(b *testing.B) chunkstore.Store {
 }
 
 // BenchmarkEncodedLocalPut measures what a backup of new data costs per
-// chunk: fingerprint, compress, write, fsync, rename. Each iteration stamps a
-// counter into the chunk so that every Put is of a new chunk. The store is
-// new, so most Puts also make a shard directory, as in a young store. The
-// parallel variants keep Properties().Concurrency Puts in flight, as the
-// writer pipeline does.
+// chunk: fingerprint, compress, write, and a share of the Sync that makes
+// it durable (one per 64 chunks, as in a commit of 64 MiB). Each iteration
+// stamps a counter into the chunk so that every Put is of a new chunk. The
+// store is new, so most Puts also make a shard directory, as in a young
+// store. The parallel variants keep Properties().Concurrency Puts in
+// flight, as the writer pipeline does; sync-each syncs after every chunk,
+// as a mount committing small files one by one does.
 func BenchmarkEncodedLocalPut(b *testing.B) {
 	for _, kind := range benchKinds {
 		if _, ok := benchData[kind]; !ok {
 			continue
 		}
-		for _, parallel := range []bool{false, true} {
-			name := kind
-			if parallel {
-				name += "/parallel"
-			}
-			b.Run(name, func(b *testing.B) {
+		for _, mode := range []string{"", "/parallel", "/sync-each"} {
+			b.Run(kind+mode, func(b *testing.B) {
 				s := openBenchStore(b)
 				ctx := context.Background()
 				var counter atomic.Uint64
+				syncEvery := uint64(64)
+				if mode == "/sync-each" {
+					syncEvery = 1
+				}
 				b.SetBytes(benchChunk)
 				put := func(data []byte) {
-					binary.LittleEndian.PutUint64(data, counter.Add(1))
+					n := counter.Add(1)
+					binary.LittleEndian.PutUint64(data, n)
 					if err := s.Put(ctx, chunkstore.HashBLAKE3.Sum(data), data); err != nil {
 						b.Error(err)
 					}
+					if n%syncEvery == 0 {
+						if err := s.Sync(ctx); err != nil {
+							b.Error(err)
+						}
+					}
 				}
-				if !parallel {
+				if mode != "/parallel" {
 					data := append([]byte(nil), benchData[kind]...)
 					for b.Loop() {
 						put(data)

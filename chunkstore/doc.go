@@ -21,7 +21,12 @@
 // chunkstore/chunkstoretest:
 //
 //   - Put is idempotent: putting an ID that is already present succeeds and
-//     leaves the stored chunk as it was. A Put that returned nil is durable.
+//     leaves the stored chunk as it was.
+//   - Durability is a barrier, not a property of each Put: a chunk that Put
+//     stored is durable once a Sync called after that Put returned has
+//     returned nil (or the Store was closed without error). A store may
+//     keep chunks in volatile form until then, so that one commit pays for
+//     making many chunks durable once rather than once per chunk.
 //   - Read after write: once Put returns, Has and Get see the chunk, from this
 //     and from any other Store opened on the same location.
 //   - A Put that fails or is interrupted leaves either nothing or the whole

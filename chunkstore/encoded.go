@@ -157,8 +157,12 @@ func (e *encoded) Put(ctx context.Context, id ID, data []byte) error {
 	}
 	// One buffer with room for the raw and the worst compressed form, so
 	// that when compression does not pay (random or already compressed
-	// data) nothing is reallocated or copied twice.
-	buf := make([]byte, maxHeaderSize, maxHeaderSize+room)
+	// data) nothing is reallocated or copied twice. It is recycled: the
+	// inner store does not retain it, and a fresh one per chunk cost as
+	// much CPU zeroing memory and collecting garbage as a copy of the data.
+	pb := getFrame(maxHeaderSize + room)
+	defer putFrame(pb)
+	buf := (*pb)[:maxHeaderSize]
 	buf[0] = encodingV1
 	n := 2 + binary.PutUvarint(buf[2:], uint64(len(data)))
 	buf = buf[:n]
@@ -173,6 +177,21 @@ func (e *encoded) Put(ctx context.Context, id ID, data []byte) error {
 	buf = append(buf, data...)
 	return e.Store.Put(ctx, id, buf)
 }
+
+// frames recycles Put's buffers (*[]byte).
+var frames sync.Pool
+
+func getFrame(n int) *[]byte {
+	if p, ok := frames.Get().(*[]byte); ok && cap(*p) >= n {
+		return p
+	}
+	// Sized for the largest default chunk, so that one buffer serves
+	// every chunk of a stream.
+	b := make([]byte, 0, max(n, maxHeaderSize+DefaultFastCDCMax))
+	return &b
+}
+
+func putFrame(p *[]byte) { frames.Put(p) }
 
 // Get returns the plain chunk stored under id after checking its fingerprint.
 func (e *encoded) Get(ctx context.Context, id ID) ([]byte, error) {

@@ -17,6 +17,8 @@ import (
 // data and verifies it on the way back.
 type Store interface {
 	// Put stores data under id. data is not retained after Put returns.
+	// The chunk is visible at once (Has, Get and List see it) but need
+	// not be durable until Sync.
 	Put(ctx context.Context, id ID, data []byte) error
 	// Get returns the bytes stored under id. The caller owns the slice.
 	Get(ctx context.Context, id ID) ([]byte, error)
@@ -27,9 +29,25 @@ type Store interface {
 	// List calls fn once for each stored chunk, in no particular order,
 	// and stops at the first error fn returns, returning it.
 	List(ctx context.Context, fn func(Info) error) error
+	// Sync is the durability barrier. Once it returns nil, every chunk
+	// that, before Sync was called, a Put of this Store returned nil for
+	// or a Has, Get or List of it reported present survives a crash of
+	// the process or the machine, unless it was deleted since. Sync does
+	// not wait for Puts still running when it is called.
+	//
+	// Callers that record a reference to chunks somewhere durable (a
+	// version entry in the catalog) call Sync in between, so that the
+	// reference can never outlive the chunks. One Sync covers any number
+	// of Puts, which is the point: a store may batch the expensive part.
+	// A store whose Puts are durable when they return only checks ctx.
+	//
+	// After a Sync fails, the store cannot tell which chunks are durable
+	// and may fail every later Sync; see the store's documentation.
+	Sync(ctx context.Context) error
 	// Properties describes what the store can do.
 	Properties() Properties
-	// Close releases the store. Using it after Close is a bug.
+	// Close releases the store, first making durable what Sync would.
+	// Using it after Close is a bug.
 	Close() error
 }
 

@@ -3,6 +3,7 @@ package versions_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"path/filepath"
 	"testing"
@@ -75,6 +76,21 @@ func BenchmarkPutDedup(b *testing.B) {
 	b.SetBytes(benchSize)
 	b.ResetTimer()
 	for b.Loop() {
+		benchWrite(b, r, ino, data)
+	}
+}
+
+// BenchmarkPutSmall commits 4 KiB of new data each time, as a mount does
+// for each small file closed: one chunk, its recipe, a Sync and a catalog
+// transaction.
+func BenchmarkPutSmall(b *testing.B) {
+	r, ino := openLocalBench(b)
+	data := chunkstoretest.RandomBytes(4000, 4<<10)
+	b.SetBytes(int64(len(data)))
+	var n uint64
+	for b.Loop() {
+		n++
+		binary.LittleEndian.PutUint64(data, n)
 		benchWrite(b, r, ino, data)
 	}
 }

@@ -1,24 +1,32 @@
 package versions_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/casfs/casfs/chunkstore"
+	"github.com/casfs/casfs/recipe"
 	"github.com/casfs/casfs/versions"
 )
 
 // Crash ordering: a Write that fails at any step (the Has or Put of any
-// chunk, the recipe's Put, the catalog's Commit, reading the source) must
-// commit nothing, leave every earlier version intact and fsck clean, and
-// leave only orphans that gc reclaims.
+// chunk, the recipe's Put, the store's Sync, the catalog's Commit, reading
+// the source) must commit nothing, leave every earlier version intact and
+// fsck clean, and leave only orphans that gc reclaims. And the version entry
+// of a commit must never be written before a Sync that covers every chunk
+// it references (TestCommitAfterSync), so a crash cannot leave a durable
+// version whose chunks are lost (TestCommitKilled, on a real store).
 
 var errInjected = errors.New("injected fault")
 
@@ -26,7 +34,7 @@ var errInjected = errors.New("injected fault")
 // blobtesting.FaultyStorage: the nth call after the fault is armed, or, with
 // repeat, that one and every later one.
 type fault struct {
-	method string // "Put" or "Has"
+	method string // "Put", "Has" or "Sync"
 	nth    int    // 1-based
 	repeat bool
 	// before runs instead of failing with errInjected when set, and the
@@ -107,6 +115,13 @@ func (s *faultyStore) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
 		return false, err
 	}
 	return s.Store.Has(ctx, id)
+}
+
+func (s *faultyStore) Sync(ctx context.Context) error {
+	if err := s.check("Sync"); err != nil {
+		return err
+	}
+	return s.Store.Sync(ctx)
 }
 
 // crashFixture is a repo with history, and content to write whose chunks
@@ -345,4 +360,311 @@ func TestWriteFailsAtRecipe(t *testing.T) {
 	f.fs.mu.Unlock()
 	f.checkNothingCommitted(t)
 	f.r.mustRead(f.r.write(f.ino, f.next), f.next)
+}
+
+// TestWriteSyncFails: every chunk and the recipe are stored, but the store
+// cannot make them durable. Each way of committing new content must then
+// commit nothing.
+func TestWriteSyncFails(t *testing.T) {
+	ctx := context.Background()
+	commits := map[string]func(f *crashFixture) error{
+		"Write": func(f *crashFixture) error {
+			_, err := f.r.Write(ctx, f.ino, bytes.NewReader(f.next), time.Time{}, nil)
+			return err
+		},
+		"WriteFrom": func(f *crashFixture) error {
+			_, _, err := f.r.WriteFrom(ctx, f.ino, bytes.NewReader(f.next), int64(len(f.next)), nil, 0, time.Time{})
+			return err
+		},
+		"CommitRecipe": func(f *crashFixture) error {
+			// The recipe of existing content: only the recipe is new.
+			rec := f.r.recipe(f.history[0])
+			rec.Size += 10
+			_, err := f.r.CommitRecipe(ctx, f.ino, rec, time.Time{})
+			return err
+		},
+	}
+	for name, commit := range commits {
+		t.Run(name, func(t *testing.T) {
+			f := newCrashFixture(t, nil)
+			flt := &fault{method: "Sync", nth: 1}
+			f.fs.add(flt)
+			err := commit(f)
+			f.fs.clear()
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("%s with Sync failing: %v, want the store's error", name, err)
+			}
+			if flt.fired != 1 {
+				t.Fatalf("Sync was called %d times", flt.calls)
+			}
+			f.checkNothingCommitted(t)
+		})
+	}
+}
+
+// syncWatch records, for a store and the catalog above it, when each chunk
+// was acknowledged (a Put returned nil or a Has said yes) and when each
+// successful Sync began, and checks at every Commit that the version's
+// recipe and all its chunks were acknowledged before a Sync that has
+// returned: the contract of chunkstore.Store.Sync is what makes them
+// durable, so this is the order that keeps a crash from losing a committed
+// version.
+type syncWatch struct {
+	chunkstore.Store
+	t       *testing.T
+	mu      sync.Mutex
+	clock   int
+	acked   map[chunkstore.ID]int // first acknowledgement
+	synced  int                   // when the latest Sync that succeeded began
+	commits int
+}
+
+func (w *syncWatch) tick() int { w.clock++; return w.clock }
+
+func (w *syncWatch) ack(id chunkstore.ID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.acked[id]; !ok {
+		w.acked[id] = w.tick()
+	}
+}
+
+func (w *syncWatch) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
+	err := w.Store.Put(ctx, id, data)
+	if err == nil {
+		w.ack(id)
+	}
+	return err
+}
+
+func (w *syncWatch) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
+	ok, err := w.Store.Has(ctx, id)
+	if ok && err == nil {
+		w.ack(id)
+	}
+	return ok, err
+}
+
+func (w *syncWatch) Sync(ctx context.Context) error {
+	w.mu.Lock()
+	start := w.tick()
+	w.mu.Unlock()
+	err := w.Store.Sync(ctx)
+	if err == nil {
+		w.mu.Lock()
+		w.synced = max(w.synced, start)
+		w.mu.Unlock()
+	}
+	return err
+}
+
+// watchedCatalog checks the order at each Commit.
+type watchedCatalog struct {
+	versions.Catalog
+	w *syncWatch
+}
+
+func (c *watchedCatalog) Commit(ctx context.Context, ino versions.Ino, v versions.Version) (versions.Version, error) {
+	w := c.w
+	rec, err := recipe.Load(ctx, v.Recipe, w.Store.Get)
+	if err != nil {
+		w.t.Errorf("Commit of a version whose recipe does not load: %v", err)
+		return c.Catalog.Commit(ctx, ino, v)
+	}
+	w.mu.Lock()
+	ids := []chunkstore.ID{v.Recipe}
+	for _, e := range rec.Extents {
+		ids = append(ids, e.ID)
+	}
+	for _, id := range ids {
+		if at, ok := w.acked[id]; !ok || at > w.synced {
+			w.t.Errorf("Commit of inode %d references chunk %s, which no Sync since it was stored covers", ino, id.Str())
+		}
+	}
+	w.commits++
+	w.mu.Unlock()
+	return c.Catalog.Commit(ctx, ino, v)
+}
+
+// TestCommitAfterSync commits new content in every way the engine can,
+// several writers at once with chunks in common (so that one commit
+// deduplicates against chunks another has only just put), and checks the
+// order of each commit against the store's Syncs.
+func TestCommitAfterSync(t *testing.T) {
+	w := &syncWatch{t: t, acked: map[chunkstore.ID]int{}}
+	r := newRepo(t, repoOptions{
+		cfg:     smallConfig(),
+		wrap:    func(s chunkstore.Store) chunkstore.Store { w.Store = s; return w },
+		wrapCat: func(c versions.Catalog) versions.Catalog { return &watchedCatalog{Catalog: c, w: w} },
+	})
+	ctx := context.Background()
+	common := randomBytes(300, 200*kiB)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		a := r.create(fmt.Sprintf("/w/%d", i))
+		wg.Go(func() {
+			for round := range 3 {
+				data := concat(common, randomBytes(uint64(310+10*i+round), 100*kiB))
+				if _, err := r.Write(ctx, a.Ino, bytes.NewReader(data), time.Time{}, nil); err != nil {
+					t.Errorf("Write: %v", err)
+					return
+				}
+			}
+			// An append, committed incrementally.
+			data := concat(common, randomBytes(uint64(400+i), 150*kiB))
+			_, rec, err := r.WriteFrom(ctx, a.Ino, bytes.NewReader(data), int64(len(data)), nil, 0, time.Time{})
+			if err != nil {
+				t.Errorf("WriteFrom: %v", err)
+				return
+			}
+			prefix, base := versions.Reusable(rec)
+			data = concat(data, randomBytes(uint64(500+i), 50*kiB))
+			if _, _, err := r.WriteFrom(ctx, a.Ino, bytes.NewReader(data), int64(len(data)), prefix, base, time.Time{}); err != nil {
+				t.Errorf("WriteFrom: %v", err)
+				return
+			}
+			rec.Size++
+			if _, err := r.CommitRecipe(ctx, a.Ino, rec, time.Time{}); err != nil {
+				t.Errorf("CommitRecipe: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if w.commits != 4*6 {
+		t.Errorf("saw %d commits, want %d", w.commits, 4*6)
+	}
+}
+
+// commitChildEnv makes the test binary, run as a child by TestCommitKilled,
+// commit versions into the local store it names until it is killed.
+const commitChildEnv = "CASFS_TEST_COMMIT_CHILD"
+
+// commitContent is the content of the nth version TestCommitKilled's child
+// commits: sizes vary so that versions share some chunks and not others.
+func commitContent(n int) []byte {
+	return concat(randomBytes(700, 64*kiB), randomBytes(uint64(1000+n), (n%7+1)*40*kiB))
+}
+
+// commitChild commits versions 0, 1, ... of /f into the store in dir and
+// prints "committed N VERSION" after each commit returns.
+func commitChild(dir string) {
+	ctx := context.Background()
+	r, err := versions.Open(ctx, dir, versions.OpenOptions{Owner: "commit child"})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	a, err := r.Catalog().Lookup(ctx, versions.RootIno, "f")
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	for n := 0; ; n++ {
+		v, err := r.Write(ctx, a.Ino, bytes.NewReader(commitContent(n)), time.Time{}, nil)
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("committed %d %s\n", n, v.ID)
+	}
+}
+
+// TestCommitKilled kills a process in the middle of committing versions to
+// a real local store, at a different moment each round, and checks what the
+// next open finds: every version the child saw committed reads back, with
+// all its chunks, and fsck is clean. Chunks stay temp files until a Sync,
+// and the next open sweeps temp files, so a commit that did not Sync before
+// writing its version entry fails this test.
+func TestCommitKilled(t *testing.T) {
+	if dir := os.Getenv(commitChildEnv); dir != "" {
+		commitChild(dir)
+		return
+	}
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "store")
+	if err := versions.Init(ctx, dir, smallConfig()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := versions.Open(ctx, dir, versions.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Catalog().Create(ctx, versions.RootIno, "f", versions.Attr{Mode: versions.ModeRegular | 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+
+	seen := map[string]int{} // version → its content number
+	for round := range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCommitKilled$")
+		cmd.Env = append(os.Environ(), commitChildEnv+"="+dir)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := bufio.NewScanner(stdout)
+		for commits := 0; lines.Scan(); {
+			var n int
+			var id string
+			if _, err := fmt.Sscanf(lines.Text(), "committed %d %s", &n, &id); err != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("child said %q", lines.Text())
+			}
+			seen[id] = n
+			if commits++; commits >= 3+2*round {
+				time.Sleep(time.Duration(round) * time.Millisecond)
+				break
+			}
+		}
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+
+		r, err := versions.Open(ctx, dir, versions.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := r.Catalog().Lookup(ctx, versions.RootIno, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs, err := r.Catalog().Versions(ctx, a.Ino)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := 0
+		for _, v := range vs {
+			n, ok := seen[v.ID.String()]
+			if !ok {
+				continue // committed as the child was killed, unreported
+			}
+			found++
+			rec, err := r.LoadRecipe(ctx, v.Recipe)
+			if err != nil {
+				t.Fatalf("round %d: version %s: %v", round, v.ID, err)
+			}
+			var buf bytes.Buffer
+			if err := r.CopyOut(ctx, rec, &buf, nil); err != nil || !bytes.Equal(buf.Bytes(), commitContent(n)) {
+				t.Fatalf("round %d: version %s (content %d) does not read back: %v", round, v.ID, n, err)
+			}
+		}
+		if found != len(seen) {
+			t.Errorf("round %d: %d versions were reported committed, %d are in the catalog", round, len(seen), found)
+		}
+		var problems []versions.Problem
+		if _, err := r.Fsck(ctx, func(p versions.Problem) { problems = append(problems, p) }, nil); err != nil || len(problems) > 0 {
+			t.Errorf("round %d: fsck: %v, problems %v", round, err, problems)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

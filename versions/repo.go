@@ -78,13 +78,19 @@ func (r *Repo) toucher() (chunkstore.Toucher, bool) {
 	return t, ok
 }
 
-// commit writes the version entry of a commit that started at started and
-// holds (has put or touched) the chunks in held. On a shared store it makes
+// commit makes the chunks and the recipe of v durable (Sync), then writes
+// the version entry of a commit that started at started and holds (has put
+// or touched) the chunks in held. Every commit of new content goes through
+// here. On a shared store it makes
 // sure no gc on another machine can have deleted them meanwhile: through the
 // catalog's fence (GCFencer), touching them again if a gc started since; or,
 // with a catalog that has none, by touching them again once the commit took
 // more than half the gc margin.
 func (r *Repo) commit(ctx context.Context, ino Ino, v Version, held []chunkstore.ID, started time.Time) (Version, error) {
+	// The version entry must never be durable before what it references.
+	if err := r.chunks.Sync(ctx); err != nil {
+		return Version{}, fmt.Errorf("making chunks durable: %w", err)
+	}
 	t, shared := r.toucher()
 	if !shared {
 		return r.cat.Commit(ctx, ino, v)

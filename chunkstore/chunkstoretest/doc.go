@@ -12,6 +12,13 @@
 //     Stores that hold an exclusive lock (package local) cannot have two
 //     instances open at once, so the check is "close, then open again".
 //
+// The suite checks Sync as far as one process can see it: that it succeeds
+// with and without pending work, that it changes nothing readers see, and
+// that it is safe beside concurrent Puts, Gets and Deletes. Whether synced
+// chunks survive a crash depends on the medium; stores test that themselves
+// (package local kills a child process mid-write and checks the ordering of
+// its syncs and renames).
+//
 // Chunk IDs in the suite are real fingerprints (chunkstore.HashBLAKE3.Sum of
 // the data) so the suite also runs over decorators that verify content, such
 // as chunkstore.NewEncoded. Data is pseudo-random from a fixed seed, so a

@@ -31,6 +31,8 @@ func Run(t *testing.T, open func(t *testing.T) chunkstore.Store) {
 		{"ListEmpty", testListEmpty},
 		{"ListStops", testListStops},
 		{"Concurrent", testConcurrent},
+		{"Sync", testSync},
+		{"SyncConcurrent", testSyncConcurrent},
 		{"Cancelled", testCancelled},
 	}
 	for _, tc := range tests {
@@ -409,6 +411,123 @@ func testConcurrent(t *testing.T, s chunkstore.Store) {
 	checkList(t, s, all)
 }
 
+func mustSync(t *testing.T, s chunkstore.Store) {
+	t.Helper()
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+}
+
+// testSync checks what a test can see of the durability barrier: Sync
+// succeeds with and without anything to do, and changes nothing a reader
+// sees; chunks put before it and after it, and deleted on either side of
+// it, read back as they should. (That Sync makes chunks survive a crash is
+// for each store's own crash tests.)
+func testSync(t *testing.T, s chunkstore.Store) {
+	mustSync(t, s) // nothing put yet
+	before := randomChunks(10, 6, 200<<10)
+	for _, c := range before {
+		mustPut(t, s, c)
+	}
+	// Deleted before any Sync saw it: it must not come back.
+	ctx := context.Background()
+	if err := s.Delete(ctx, before[0].id); err != nil {
+		t.Fatalf("Delete of a chunk put but not synced: %v", err)
+	}
+	mustSync(t, s)
+	mustBeMissing(t, s, before[0].id)
+	kept := before[1:]
+	for _, c := range kept {
+		mustHave(t, s, c.id, true)
+		mustGet(t, s, c)
+	}
+	checkList(t, s, kept)
+	mustSync(t, s) // nothing new
+
+	// Put again what is synced, put new chunks, delete a synced one.
+	after := randomChunks(11, 3, 50<<10)
+	mustPut(t, s, kept[0])
+	for _, c := range after {
+		mustPut(t, s, c)
+	}
+	if err := s.Delete(ctx, kept[1].id); err != nil {
+		t.Fatalf("Delete of a synced chunk: %v", err)
+	}
+	all := append(append([]chunk(nil), kept[:1]...), kept[2:]...)
+	all = append(all, after...)
+	checkList(t, s, all)
+	mustSync(t, s)
+	mustBeMissing(t, s, kept[1].id)
+	for _, c := range all {
+		mustGet(t, s, c)
+	}
+	checkList(t, s, all)
+	// Garbage collection deleted it and a later commit puts it back.
+	mustPut(t, s, kept[1])
+	mustSync(t, s)
+	mustGet(t, s, kept[1])
+}
+
+// testSyncConcurrent runs commits the way a mount does: several at once,
+// each putting its chunks (some shared with the others), syncing and reading
+// them back, while a collector deletes chunks of its own. Run it under
+// -race.
+func testSyncConcurrent(t *testing.T, s chunkstore.Store) {
+	const workers, rounds = 6, 4
+	shared := randomChunks(12, 4, 64<<10)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for r := range rounds {
+				own := randomChunks(200+uint64(w*rounds+r), 3, 48<<10)
+				batch := append(append([]chunk(nil), own...), shared[(w+r)%len(shared)])
+				for _, c := range batch {
+					if err := s.Put(ctx, c.id, c.data); err != nil {
+						t.Errorf("worker %d: Put %s: %v", w, c.id.Str(), err)
+						return
+					}
+				}
+				if err := s.Sync(ctx); err != nil {
+					t.Errorf("worker %d: Sync: %v", w, err)
+					return
+				}
+				for _, c := range batch {
+					got, err := s.Get(ctx, c.id)
+					if err != nil || !bytes.Equal(got, c.data) {
+						t.Errorf("worker %d: Get %s after Sync: %d bytes, %v", w, c.id.Str(), len(got), err)
+						return
+					}
+				}
+			}
+		})
+	}
+	garbage := randomChunks(13, 8, 16<<10)
+	wg.Go(func() {
+		for _, c := range garbage {
+			if err := s.Put(ctx, c.id, c.data); err != nil {
+				t.Errorf("collector: Put %s: %v", c.id.Str(), err)
+				return
+			}
+			if err := s.Delete(ctx, c.id); err != nil {
+				t.Errorf("collector: Delete %s: %v", c.id.Str(), err)
+				return
+			}
+			if err := s.Sync(ctx); err != nil {
+				t.Errorf("collector: Sync: %v", err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	for _, c := range garbage {
+		mustBeMissing(t, s, c.id)
+	}
+	for _, c := range shared {
+		mustGet(t, s, c)
+	}
+}
+
 // testCancelled checks that a done context stops every method before it
 // changes anything.
 func testCancelled(t *testing.T, s chunkstore.Store) {
@@ -433,6 +552,7 @@ func testCancelled(t *testing.T, s chunkstore.Store) {
 	_, err = s.Has(ctx, present.id)
 	check("Has", err)
 	check("Delete", s.Delete(ctx, present.id))
+	check("Sync", s.Sync(ctx))
 	calls := 0
 	check("List", s.List(ctx, func(chunkstore.Info) error { calls++; return nil }))
 	if calls != 0 {
@@ -474,5 +594,22 @@ func testReopen(t *testing.T, open func(t *testing.T) chunkstore.Store,
 	s = reopen(t, s)
 	mustBeMissing(t, s, cs[0].id)
 	mustGet(t, s, extra)
+	checkList(t, s, append(cs[1:], extra))
+
+	// A chunk synced and then deleted, one put and deleted without a
+	// Sync: neither comes back.
+	gone := newChunk([]byte("synced, then deleted"))
+	mustPut(t, s, gone)
+	mustSync(t, s)
+	never := newChunk([]byte("put and deleted before any Sync"))
+	mustPut(t, s, never)
+	for _, id := range []chunkstore.ID{gone.id, never.id} {
+		if err := s.Delete(context.Background(), id); err != nil {
+			t.Fatalf("Delete before reopen: %v", err)
+		}
+	}
+	s = reopen(t, s)
+	mustBeMissing(t, s, gone.id)
+	mustBeMissing(t, s, never.id)
 	checkList(t, s, append(cs[1:], extra))
 }

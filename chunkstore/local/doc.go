@@ -10,7 +10,7 @@
 //	                    holds JSON describing that process
 //	chunks/ab/cd/<id>   one file per chunk, named by the 64-digit hex ID, in
 //	                    two levels of shards taken from the ID's first bytes
-//	tmp/                temp files of Puts in flight
+//	tmp/                temp files: chunks put but not yet synced
 //
 // The config file is what makes a directory a store: Init writes it last, and
 // Open refuses a directory without one (ErrNoStore) or with a config of an
@@ -37,13 +37,52 @@
 //
 // # Crash safety
 //
-// Put writes the chunk to a temp file in tmp/ (same filesystem, so the final
-// rename is atomic), fsyncs it, renames it to its place and fsyncs the shard
-// directory so the name survives a crash too. A chunk file is therefore either
-// absent or whole. A crash can leave temp files behind; Open removes them,
-// which is safe because it holds the exclusive lock and so no Put is in
-// flight. Delete does not fsync: a delete lost in a crash leaves garbage that
-// the next collection removes again.
+// The rule everything rests on: a file under a chunk name is always whole
+// and durable. Has reports a chunk present, and a commit then deduplicates
+// against it rather than storing it again, so a name over missing bytes
+// would let a later version lose data without anyone writing it wrongly.
+//
+// Making every chunk durable on its own (fsync the file, rename, fsync the
+// directory) kept the rule but cost most of the time of storing new data, so
+// durability is a barrier instead (chunkstore.Store's Sync):
+//
+//   - Put writes the chunk to a new temp file in tmp/ (same filesystem, so
+//     a rename out of it is atomic), asks the kernel to start writing it
+//     back (sync_file_range), and records it in an in-memory pending set.
+//     It does not wait for the disk. Has, Get, List and Delete look in the
+//     pending set before the shards, so a pending chunk is as visible as a
+//     named one.
+//   - Sync takes the pending set as it is when Sync starts, makes the data
+//     of those temp files durable with one syncfs(2) of the filesystem,
+//     renames them to their chunk names, and makes the renames durable with
+//     a second syncfs. Names thus only ever appear for bytes already on
+//     disk; a crash at any point leaves each chunk either whole under its
+//     name or, at most, in tmp/.
+//   - Open sweeps tmp/: temp files there belong to a process that died
+//     before syncing them, and since Open holds the exclusive lock no Sync
+//     is in flight. Chunks put but never synced are thus forgotten, which
+//     is right: no version that a Sync did not precede can reference them.
+//
+// One Sync runs at a time, and one that had to wait usually finds its chunks
+// synced already, so concurrent commits share the cost. A Sync of a Store
+// that has not synced yet always syncs the filesystem, even with nothing
+// pending, since an earlier process killed between its renames and its
+// second sync may have left names that are not durable yet. If a sync call
+// fails, the kernel may already have dropped the pages it could not write,
+// so the store can no longer tell what is durable: that Sync and every later
+// one fail until the store is reopened. A failed rename is not like that;
+// its chunk stays pending and the next Sync tries again. Put syncs by itself
+// when 16,384 chunks are pending, which bounds the pending set's memory and
+// tmp/'s size for a very long commit. Close syncs what is pending.
+//
+// syncfs also writes back other programs' dirty data on the same
+// filesystem, which a commit then waits for. Before Linux 5.8 syncfs did not
+// report write errors, so on those kernels Sync fsyncs each temp file and
+// each shard directory it renamed into instead (more calls, same order).
+//
+// Delete does not sync: a delete lost in a crash leaves garbage that the
+// next collection removes again. Shard directories are made by Put as
+// needed and never removed, and become durable with the names in them.
 //
 // Files are created mode 0600 and directories 0700: the store holds the
 // content of every file of every user, and reaches users only through a

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,11 @@ const helperEnv = "CASFS_TEST_HOLD_LOCK"
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(helperEnv); dir != "" {
 		holdLock(dir)
+		return
+	}
+	if dir := os.Getenv(crashChildEnv); dir != "" {
+		seed, _ := strconv.ParseUint(os.Getenv("CASFS_TEST_CRASH_SEED"), 10, 64)
+		crashChild(dir, seed)
 		return
 	}
 	os.Exit(m.Run())
@@ -419,13 +425,23 @@ func TestReadOnly(t *testing.T) {
 }
 
 // TestPutExistingNotRewritten checks that a second Put leaves the first file
-// in place rather than writing and renaming a new one.
+// in place rather than writing and renaming a new one, whether the chunk is
+// still pending or already has its name.
 func TestPutExistingNotRewritten(t *testing.T) {
 	s := mustOpen(t, newStore(t), Options{})
 	data := chunkstoretest.TextBytes(1, 1000)
 	id := chunkstore.HashBLAKE3.Sum(data)
 	ctx := context.Background()
 	if err := s.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	if got := tempFiles(t, s); len(got) != 1 {
+		t.Errorf("two Puts of a pending chunk left %d temp files, want 1", len(got))
+	}
+	if err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	before, err := os.Stat(s.path(id))
@@ -444,7 +460,8 @@ func TestPutExistingNotRewritten(t *testing.T) {
 	}
 }
 
-// checkNoChunk checks that a failed Put left nothing: no chunk, no temp file.
+// checkNoChunk checks that a failed Put left nothing: no chunk, no temp file
+// of it, and nothing for a Sync to publish.
 func checkNoChunk(t *testing.T, s *Store, id chunkstore.ID) {
 	t.Helper()
 	if ok, err := s.Has(context.Background(), id); ok || err != nil {
@@ -453,9 +470,31 @@ func checkNoChunk(t *testing.T, s *Store, id chunkstore.ID) {
 	if _, err := os.Lstat(s.path(id)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("after a failed Put, the chunk file: %v", err)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(s.dir, tmpName)); len(entries) != 0 {
-		t.Errorf("after a failed Put, tmp/ holds %d files", len(entries))
+	for _, name := range tempFiles(t, s) {
+		if strings.HasPrefix(name, id.Str()+"-") {
+			t.Errorf("after a failed Put, tmp/ holds %s", name)
+		}
 	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Errorf("Sync after a failed Put: %v", err)
+	}
+	if _, err := os.Lstat(s.path(id)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after a failed Put and a Sync, the chunk file: %v", err)
+	}
+}
+
+// tempFiles lists tmp/.
+func tempFiles(t *testing.T, s *Store) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(s.dir, tmpName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 func TestPutFailsCleanly(t *testing.T) {
@@ -485,8 +524,7 @@ func TestPutFailsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// chunks/ replaced by a file: the temp file is written, the rename
-	// fails, and the temp file must go.
+	// chunks/ replaced by a file: Put cannot look for the chunk.
 	chunksDir := filepath.Join(s.dir, chunksName)
 	if err := os.Rename(chunksDir, chunksDir+".away"); err != nil {
 		t.Fatal(err)
@@ -566,6 +604,9 @@ func TestPutDiskFullTmpfs(t *testing.T) {
 	if len(stored) == 0 || len(stored) == 100 {
 		t.Fatalf("stored %d chunks of 60 KiB on a 512 KiB tmpfs", len(stored))
 	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatalf("Sync on a full tmpfs: %v", err)
+	}
 	for _, data := range stored {
 		got, err := s.Get(ctx, chunkstore.HashBLAKE3.Sum(data))
 		if err != nil || !bytes.Equal(got, data) {
@@ -620,6 +661,9 @@ func TestCorruptOnDisk(t *testing.T) {
 	id := chunkstore.HashBLAKE3.Sum(data)
 	ctx := context.Background()
 	if err := s.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	p := ls.path(id)

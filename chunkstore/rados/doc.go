@@ -34,7 +34,8 @@
 // the others find it.
 //
 // A Put that returned nil is durable as far as the pool's replication
-// promises: RADOS acknowledges a write once every replica has it.
+// promises: RADOS acknowledges a write once every replica has it. Sync,
+// the barrier before a commit, therefore has nothing to do.
 //
 // # Blocking calls and contexts
 //
