@@ -5,10 +5,13 @@ import (
 	"sync"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/casfs/casfs/chunkstore"
 )
+
+// DefaultPrefetch is how many prefetches may be in flight at once unless
+// the cache is told otherwise (SetPrefetchLimit).
+const DefaultPrefetch = 16
 
 // Cache is a bytes-bounded LRU of chunks with one fetch per chunk at a time.
 type Cache struct {
@@ -17,15 +20,28 @@ type Cache struct {
 	mu   sync.Mutex
 	lru  *simplelru.LRU[chunkstore.ID, []byte]
 	size int64
-
-	group singleflight.Group
+	// inflight holds the fetch under way for each chunk being fetched:
+	// a Get of such a chunk waits for it, a Prefetch of it does nothing.
+	inflight map[chunkstore.ID]*call
+	// prefetching counts the inflight calls Prefetch started; at
+	// prefetchMax, Prefetch starts no more.
+	prefetching, prefetchMax int
 	// Hits and Misses count lookups, for tests and stats.
 	hits, misses int64
 }
 
+// call is one fetch of one chunk. val and err are set before done closes.
+type call struct {
+	done     chan struct{}
+	val      []byte
+	err      error
+	prefetch bool // started by Prefetch: counts in prefetching
+	removed  bool // Remove came while in flight: do not cache the result
+}
+
 // New returns a cache holding at most maxBytes of chunk data.
 func New(maxBytes int64) *Cache {
-	c := &Cache{max: maxBytes}
+	c := &Cache{max: maxBytes, inflight: map[chunkstore.ID]*call{}, prefetchMax: DefaultPrefetch}
 	// The entry count is unbounded here; the byte bound is enforced in add.
 	lru, err := simplelru.NewLRU[chunkstore.ID, []byte](1<<31-1, func(_ chunkstore.ID, v []byte) {
 		c.size -= int64(len(v))
@@ -37,46 +53,90 @@ func New(maxBytes int64) *Cache {
 	return c
 }
 
+// SetPrefetchLimit sets how many prefetches may be in flight at once (at
+// least 1): as many as the store usefully serves in parallel.
+func (c *Cache) SetPrefetchLimit(n int) {
+	c.mu.Lock()
+	c.prefetchMax = max(n, 1)
+	c.mu.Unlock()
+}
+
 // Get returns chunk id, calling fetch if it is not cached. Concurrent Gets
-// of one missing chunk share one fetch. The returned slice is shared: the
-// caller must not modify it.
+// of one missing chunk share one fetch, and so do a Get and a Prefetch. The
+// returned slice is shared: the caller must not modify it.
+//
+// The fetch must not die with the first caller's ctx while others wait on
+// it, so it gets a ctx without cancellation; each caller still stops
+// waiting on its own ctx. A caller whose ctx cannot be cancelled (the FUSE
+// read path) runs the fetch itself instead of in a new goroutine.
 func (c *Cache) Get(ctx context.Context, id chunkstore.ID, fetch func(context.Context) ([]byte, error)) ([]byte, error) {
-	if b, ok := c.lookup(id); ok {
+	c.mu.Lock()
+	if b, ok := c.lru.Get(id); ok {
+		c.hits++
+		c.mu.Unlock()
 		return b, nil
 	}
-	key := string(id[:])
-	ch := c.group.DoChan(key, func() (any, error) {
-		// Check again: another fetch may have finished since lookup.
-		if b, ok := c.peek(id); ok {
-			return b, nil
+	c.misses++
+	cl, ok := c.inflight[id]
+	if !ok {
+		cl = c.startLocked(id, false)
+	}
+	c.mu.Unlock()
+	if !ok {
+		if ctx.Done() == nil {
+			c.run(ctx, id, cl, fetch)
+		} else {
+			go c.run(ctx, id, cl, fetch)
 		}
-		// The fetch must not die with the first caller's ctx while others
-		// wait on it; each caller still stops waiting on its own ctx.
-		b, err := fetch(context.WithoutCancel(ctx))
-		if err != nil {
-			return nil, err
-		}
-		c.add(id, b)
-		return b, nil
-	})
+	}
 	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.([]byte), nil
+	case <-cl.done:
+		return cl.val, cl.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
 // Prefetch fetches id into the cache in the background if it is neither
-// cached nor being fetched.
-func (c *Cache) Prefetch(id chunkstore.ID, fetch func(context.Context) ([]byte, error)) {
-	if c.Contains(id) {
-		return
+// cached nor being fetched, and fewer prefetches than the limit are in
+// flight. It reports whether it started a fetch. Errors are not kept: a
+// later Get fetches again and sees them.
+func (c *Cache) Prefetch(id chunkstore.ID, fetch func(context.Context) ([]byte, error)) bool {
+	c.mu.Lock()
+	if c.lru.Contains(id) || c.inflight[id] != nil || c.prefetching >= c.prefetchMax {
+		c.mu.Unlock()
+		return false
 	}
-	go c.Get(context.Background(), id, fetch)
+	cl := c.startLocked(id, true)
+	c.mu.Unlock()
+	go c.run(context.Background(), id, cl, fetch)
+	return true
+}
+
+// startLocked registers a fetch of id. c.mu must be held.
+func (c *Cache) startLocked(id chunkstore.ID, prefetch bool) *call {
+	cl := &call{done: make(chan struct{}), prefetch: prefetch}
+	c.inflight[id] = cl
+	if prefetch {
+		c.prefetching++
+	}
+	return cl
+}
+
+// run performs cl's fetch, caches a success and wakes the waiters.
+func (c *Cache) run(ctx context.Context, id chunkstore.ID, cl *call, fetch func(context.Context) ([]byte, error)) {
+	b, err := fetch(context.WithoutCancel(ctx))
+	cl.val, cl.err = b, err
+	c.mu.Lock()
+	delete(c.inflight, id)
+	if cl.prefetch {
+		c.prefetching--
+	}
+	if err == nil && !cl.removed {
+		c.addLocked(id, b)
+	}
+	c.mu.Unlock()
+	close(cl.done)
 }
 
 // Contains reports whether id is cached, without touching its recency.
@@ -86,31 +146,9 @@ func (c *Cache) Contains(id chunkstore.ID) bool {
 	return c.lru.Contains(id)
 }
 
-func (c *Cache) lookup(id chunkstore.ID) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	b, ok := c.lru.Get(id)
-	if ok {
-		c.hits++
-	} else {
-		c.misses++
-	}
-	return b, ok
-}
-
-func (c *Cache) peek(id chunkstore.ID) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Peek(id)
-}
-
-func (c *Cache) add(id chunkstore.ID, b []byte) {
-	if int64(len(b)) > c.max {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.lru.Contains(id) {
+// addLocked caches b as id. c.mu must be held.
+func (c *Cache) addLocked(id chunkstore.ID, b []byte) {
+	if int64(len(b)) > c.max || c.lru.Contains(id) {
 		return
 	}
 	c.lru.Add(id, b)
@@ -120,10 +158,14 @@ func (c *Cache) add(id chunkstore.ID, b []byte) {
 	}
 }
 
-// Remove drops id from the cache.
+// Remove drops id from the cache. A fetch of id in flight still answers
+// its waiters but does not put its result in the cache.
 func (c *Cache) Remove(id chunkstore.ID) {
 	c.mu.Lock()
 	c.lru.Remove(id)
+	if cl := c.inflight[id]; cl != nil {
+		cl.removed = true
+	}
 	c.mu.Unlock()
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -110,5 +111,104 @@ func TestWaiterHonoursItsContext(t *testing.T) {
 	cancel()
 	if _, err := c.Get(ctx, id, func(context.Context) ([]byte, error) { <-block; return nil, nil }); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled waiter: %v", err)
+	}
+}
+
+// A caller that gives up does not take the fetch down with it: the next
+// caller gets the fetched chunk, fetched once.
+func TestCancelledCallerLeavesFetchRunning(t *testing.T) {
+	c := cache.New(1 << 20)
+	d, id := chunk(100, 'c')
+	var fetches atomic.Int32
+	block := make(chan struct{})
+	fetch := func(context.Context) ([]byte, error) { fetches.Add(1); <-block; return d, nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { _, err := c.Get(ctx, id, fetch); errc <- err }()
+	for fetches.Load() == 0 {
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: %v", err)
+	}
+	close(block)
+	if got, err := c.Get(context.Background(), id, fetch); err != nil || !bytes.Equal(got, d) {
+		t.Fatalf("Get after the cancelled one: %v", err)
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches, want 1", n)
+	}
+}
+
+// Prefetch starts nothing for a chunk that is cached or already being
+// fetched, and no more than the limit at once; a Get joins a prefetch.
+func TestPrefetchDoesNotDuplicate(t *testing.T) {
+	c := cache.New(1 << 20)
+	c.SetPrefetchLimit(2)
+	var fetches atomic.Int32
+	release := make(chan struct{})
+	slow := func(d []byte) func(context.Context) ([]byte, error) {
+		return func(context.Context) ([]byte, error) { fetches.Add(1); <-release; return d, nil }
+	}
+	a, ida := chunk(10, 'a')
+	b, idb := chunk(10, 'b')
+	_, idc := chunk(10, 'c')
+	if !c.Prefetch(ida, slow(a)) || !c.Prefetch(idb, slow(b)) {
+		t.Fatal("first prefetches did not start")
+	}
+	if c.Prefetch(ida, slow(a)) {
+		t.Fatal("second prefetch of a chunk being fetched started")
+	}
+	if c.Prefetch(idc, slow(nil)) {
+		t.Fatal("prefetch above the limit started")
+	}
+	got := make(chan []byte)
+	go func() {
+		v, _ := c.Get(context.Background(), ida, func(context.Context) ([]byte, error) {
+			t.Error("Get fetched a chunk being prefetched")
+			return nil, nil
+		})
+		got <- v
+	}()
+	close(release)
+	if v := <-got; !bytes.Equal(v, a) {
+		t.Fatalf("Get joined the prefetch and got %q", v)
+	}
+	for !c.Contains(idb) {
+		runtime.Gosched()
+	}
+	if c.Prefetch(idb, slow(b)) {
+		t.Fatal("prefetch of a cached chunk started")
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2", n)
+	}
+}
+
+// Remove while a fetch is in flight: the waiters get the chunk, the cache
+// does not keep it (a chunk deleted from the store must not come back from
+// a fetch that read it just before).
+func TestRemoveDuringFetch(t *testing.T) {
+	c := cache.New(1 << 20)
+	d, id := chunk(100, 'r')
+	started, release := make(chan struct{}), make(chan struct{})
+	got := make(chan []byte)
+	go func() {
+		v, _ := c.Get(context.Background(), id, func(context.Context) ([]byte, error) {
+			close(started)
+			<-release
+			return d, nil
+		})
+		got <- v
+	}()
+	<-started
+	c.Remove(id)
+	close(release)
+	if v := <-got; !bytes.Equal(v, d) {
+		t.Fatal("waiter did not get the chunk")
+	}
+	if c.Contains(id) {
+		t.Fatal("a chunk removed during its fetch was cached")
 	}
 }

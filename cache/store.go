@@ -15,9 +15,14 @@ type Store struct {
 }
 
 // Wrap puts a cache of maxBytes in front of inner, which must return
-// verified plain chunks (an Encoded store).
+// verified plain chunks (an Encoded store). As many prefetches may be in
+// flight as inner says it serves in parallel.
 func Wrap(inner chunkstore.Store, maxBytes int64) *Store {
-	return &Store{Store: inner, Cache: New(maxBytes)}
+	c := New(maxBytes)
+	if n := inner.Properties().Concurrency; n > 0 {
+		c.SetPrefetchLimit(n)
+	}
+	return &Store{Store: inner, Cache: c}
 }
 
 // Shared returns chunk id from the cache, fetching it once if needed. The
@@ -37,9 +42,10 @@ func (s *Store) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 	return append([]byte(nil), b...), nil
 }
 
-// Prefetch starts fetching id into the cache.
-func (s *Store) Prefetch(id chunkstore.ID) {
-	s.Cache.Prefetch(id, func(ctx context.Context) ([]byte, error) { return s.Store.Get(ctx, id) })
+// Prefetch starts fetching id into the cache unless it is cached, being
+// fetched, or the prefetch limit is reached; it reports whether it did.
+func (s *Store) Prefetch(id chunkstore.ID) bool {
+	return s.Cache.Prefetch(id, func(ctx context.Context) ([]byte, error) { return s.Store.Get(ctx, id) })
 }
 
 // Delete drops id from the store and the cache: after a Delete, Get must
