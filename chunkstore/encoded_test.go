@@ -178,6 +178,14 @@ func TestEncodedCorrupt(t *testing.T) {
 			if got != nil {
 				t.Errorf("Get of a corrupt chunk returned %d bytes", len(got))
 			}
+			// Reading into lent memory: the same error, nothing kept.
+			l := chunkstoretest.NewLender(t)
+			got, buf, err := chunkstore.GetBuffered(ctx, s, id, l)
+			checkCorrupt(t, err, id, tc.reason)
+			if got != nil || buf != nil {
+				t.Errorf("GetBuffered of a corrupt chunk returned %d bytes", len(got))
+			}
+			l.Check()
 		})
 	}
 }
