@@ -43,12 +43,18 @@ func mount(t *testing.T) *testMount { return mountWith(t, nil) }
 // mountWith is mount with a chance to change the options first.
 func mountWith(t *testing.T, edit func(*Options)) *testMount {
 	t.Helper()
+	return mountChunked(t, chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10}, edit)
+}
+
+// mountChunked is mountWith over a store that cuts chunks with chunker.
+func mountChunked(t *testing.T, chunker chunkstore.ChunkerConfig, edit func(*Options)) *testMount {
+	t.Helper()
 	requireFUSE(t)
 	ctx := context.Background()
 	base := t.TempDir()
 	m := &testMount{dir: filepath.Join(base, "mnt"), store: filepath.Join(base, "store")}
 	cfg := chunkstore.DefaultConfig()
-	cfg.Chunker = chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10}
+	cfg.Chunker = chunker
 	if err := versions.Init(ctx, m.store, cfg); err != nil {
 		t.Fatal(err)
 	}
