@@ -210,8 +210,8 @@ func (e *encoded) GetBuffered(ctx context.Context, id ID, bufs Buffers) (data, b
 }
 
 // decode undoes Put's framing; a compressed chunk is decompressed into
-// memory from alloc (asked for exactly the plain length). On failure it
-// returns a reason for a CorruptError.
+// memory from alloc (asked for the plain length). On failure it returns a
+// reason for a CorruptError.
 func decode(b []byte, alloc func(n int) []byte) (plain []byte, reason string) {
 	if len(b) < 2 {
 		return nil, fmt.Sprintf("%d stored bytes, too short for a header", len(b))
@@ -236,9 +236,11 @@ func decode(b []byte, alloc func(n int) []byte) (plain []byte, reason string) {
 		return payload, ""
 	case codecZstd:
 		_, dec := zstdCoders()
-		// The capacity is exactly the length the header promises:
-		// DecodeAll (WithDecodeAllCapLimit) refuses to write more.
-		out, err := dec.DecodeAll(payload, alloc(int(size))[:0:size])
+		// DecodeAll (WithDecodeAllCapLimit) writes no more than the
+		// buffer holds, and the length is checked below: a pooled
+		// buffer's slack past size only lets the decoder use its fast
+		// loop to the end of the chunk.
+		out, err := dec.DecodeAll(payload, alloc(int(size))[:0])
 		if err != nil {
 			return nil, fmt.Sprintf("zstd: %v", err)
 		}
