@@ -15,9 +15,7 @@ type Buffers interface {
 	Put(b []byte)
 }
 
-// BufferedGetter is a Store that can read chunks into lent memory. Its
-// callers keep what they read in a cache of their own, so a store may skip
-// its own caching for them (the local store reads past the page cache).
+// BufferedGetter is a Store that can read chunks into lent memory.
 type BufferedGetter interface {
 	// GetBuffered is Get with the result in memory from bufs: it returns
 	// the chunk's bytes and buf, the buffer from bufs that holds them

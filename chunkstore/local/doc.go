@@ -45,16 +45,6 @@
 // flight. Delete does not fsync: a delete lost in a crash leaves garbage that
 // the next collection removes again.
 //
-// # Reading
-//
-// Get reads a chunk file through the page cache. GetBuffered, which the
-// mount's chunk cache uses, reads it with O_DIRECT into the caller's
-// (aligned) buffer when the filesystem allows: the mount keeps chunks in its
-// own cache and the kernel keeps the mounted files' pages, so the page cache
-// copy of the chunk file would be a third, and filling it is CPU the mount
-// needs on a cold read. The cost: after a remount, chunks come from the disk
-// even if they were read recently.
-//
 // Files are created mode 0600 and directories 0700: the store holds the
 // content of every file of every user, and reaches users only through a
 // mount, which applies the files' own permissions.

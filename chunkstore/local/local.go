@@ -6,15 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/casfs/casfs/chunkstore"
 )
@@ -65,8 +63,6 @@ type Store struct {
 	// synced has a bit per shard (the ID's first two bytes) whose path
 	// is known durable; see syncShardParents.
 	synced [1 << 16 / 64]atomic.Uint64
-	// noDirect is set once the filesystem refused an O_DIRECT read.
-	noDirect atomic.Bool
 }
 
 var _ chunkstore.Store = (*Store)(nil)
@@ -424,83 +420,30 @@ func (s *Store) getError(id chunkstore.ID, err error) error {
 
 var _ chunkstore.BufferedGetter = (*Store)(nil)
 
-// directAlign is the alignment of the buffer, offset and length of an
-// O_DIRECT read: 4096 satisfies every logical block size in common use.
-const directAlign = 4096
-
 // GetBuffered reads chunk id into a buffer from bufs, sized by the file's
-// length, with one pread(2).
-//
-// It reads past the page cache (O_DIRECT) when the buffer is aligned and
-// large enough to read whole blocks. A caller that lends buffers keeps the
-// chunks it reads in a cache of its own (the mount's, besides the kernel's
-// cache of the mounted file's pages), so a copy in the page cache would only
-// be one more, and filling it costs the kernel more CPU than the read
-// (docs/BENCHMARKS.md: 0.7-0.8 s less CPU per cold 2 GiB read through the
-// mount). Where the filesystem refuses O_DIRECT (tmpfs before Linux 6.6,
-// some FUSE and network filesystems) the store reads through the page cache
-// from then on.
+// length, with one read(2).
 func (s *Store) GetBuffered(ctx context.Context, id chunkstore.ID, bufs chunkstore.Buffers) (data, buf []byte, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	fd, err := unix.Open(s.path(id), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	f, err := os.Open(s.path(id))
 	if err != nil {
 		return nil, nil, s.getError(id, err)
 	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
 		return nil, nil, s.getError(id, err)
 	}
-	size := int(st.Size)
-	buf = bufs.Get(size)
-	n, err := s.readDirect(fd, buf, size)
-	for err == nil && n < size {
-		var k int
-		k, err = unix.Pread(fd, buf[n:size], int64(n))
-		if k == 0 && err == nil {
-			// A file shorter than its length a moment ago is returned
-			// as it is, like ReadFile would; whoever decodes it judges.
-			break
-		}
-		n += k
-	}
-	if err != nil {
+	buf = bufs.Get(int(fi.Size()))
+	n, err := io.ReadFull(f, buf)
+	if err != nil && err != io.ErrUnexpectedEOF {
+		// A file shorter than its length a moment ago is returned as it
+		// is, like ReadFile would; whoever decodes it judges it.
 		bufs.Put(buf)
 		return nil, nil, s.getError(id, err)
 	}
 	return buf[:n], buf, nil
-}
-
-// readDirect reads the file at fd, of size bytes, into buf with O_DIRECT if
-// it can, returning how much it read: 0 if it did not try, and less than
-// size if the read came up short (the caller reads the rest normally).
-func (s *Store) readDirect(fd int, buf []byte, size int) (int, error) {
-	al := (size + directAlign - 1) &^ (directAlign - 1)
-	if s.noDirect.Load() || size == 0 || cap(buf) < al ||
-		uintptr(unsafe.Pointer(unsafe.SliceData(buf)))%directAlign != 0 {
-		return 0, nil
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, unix.O_DIRECT); err != nil {
-		if err == unix.EINVAL {
-			s.noDirect.Store(true)
-		}
-		return 0, nil
-	}
-	n, err := unix.Pread(fd, buf[:al], 0)
-	if err == nil && n >= size {
-		return min(n, size), nil
-	}
-	// EINVAL: the device wants a larger alignment; anything else is
-	// retried through the page cache, which reports it if it persists.
-	if err == unix.EINVAL {
-		s.noDirect.Store(true)
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
-		return 0, err
-	}
-	return max(n, 0), nil
 }
 
 // Has reports whether id is stored.
