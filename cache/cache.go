@@ -63,14 +63,12 @@ type entry struct {
 	refs atomic.Int32
 }
 
-// cost is what the entry counts against the cache's bound: the memory it
-// pins, not only its length.
-func (e *entry) cost() int64 {
-	if e.buf != nil {
-		return int64(cap(e.buf))
-	}
-	return int64(len(e.data))
-}
+// cost is what the entry counts against the cache's bound: its length.
+// A lent buffer may be up to 1/8 larger (its size class); counting that
+// instead would keep a file of exactly the cache's size from fitting in it,
+// which random readers of such a file (bench-fuse's fio test) pay for with
+// a miss, and a chunk's load and verification, every few reads.
+func (e *entry) cost() int64 { return int64(len(e.data)) }
 
 func (e *entry) release() {
 	switch n := e.refs.Add(-1); {
@@ -116,9 +114,11 @@ type call struct {
 	removed  bool // Remove came while in flight: do not cache the result
 }
 
-// New returns a cache holding at most maxBytes of chunk data, plus buffers
-// kept for reuse: 1/16 of that, at least 16 MiB (a prefetch window's worth)
-// or maxBytes if that is less.
+// New returns a cache holding at most maxBytes of chunk data. The memory
+// behind it is that, plus the size classes' slack (at most 1/8 of a pooled
+// chunk, ~6% on average for chunks of varying size), plus buffers kept for
+// reuse: 1/16 of maxBytes, at least 16 MiB (a prefetch window's worth) or
+// maxBytes if that is less.
 func New(maxBytes int64) *Cache {
 	c := &Cache{
 		max:         maxBytes,
@@ -283,8 +283,7 @@ func (c *Cache) Remove(id chunkstore.ID) {
 	c.mu.Unlock()
 }
 
-// Size is the number of bytes the cached chunks take (their buffers'
-// capacity where the memory is lent).
+// Size is the number of bytes of chunk data held.
 func (c *Cache) Size() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -226,7 +226,7 @@ func lentFetch(d []byte) cache.Fetch {
 // one still held is not reused until its last Release, and its bytes stay.
 func TestBuffersReusedOnlyWhenReleased(t *testing.T) {
 	ctx := context.Background()
-	c := cache.New(2 << 20) // room for two 700 KiB chunks (cost: their class)
+	c := cache.New(2 << 20) // room for two 700 KiB chunks
 	get := func(d []byte, id chunkstore.ID) cache.Ref {
 		t.Helper()
 		r, err := c.Acquire(ctx, id, lentFetch(d))
@@ -327,4 +327,29 @@ func TestReuseUnderConcurrency(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
+}
+
+// The bound counts chunk bytes, not their buffers' size classes: chunks
+// adding up to exactly the cache's size all stay.
+func TestBoundCountsChunkBytes(t *testing.T) {
+	const n, size = 4, 700 << 10 // 700 KiB chunks sit in 704 KiB buffers
+	c := cache.New(n * size)
+	ids := make([]chunkstore.ID, n)
+	for i := range ids {
+		var d []byte
+		d, ids[i] = chunk(size, byte(i))
+		r, err := c.Acquire(context.Background(), ids[i], lentFetch(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Release()
+	}
+	for i, id := range ids {
+		if !c.Contains(id) {
+			t.Fatalf("chunk %d of %d evicted from a cache of their total size", i, n)
+		}
+	}
+	if got := c.Size(); got != n*size {
+		t.Fatalf("Size = %d, want %d", got, n*size)
+	}
 }
