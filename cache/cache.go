@@ -3,32 +3,133 @@ package cache
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/casfs/casfs/chunkstore"
 )
 
+// DefaultPrefetch is how many prefetches may be in flight at once unless
+// the cache is told otherwise (SetPrefetchLimit).
+const DefaultPrefetch = 16
+
+// Fetch reads a chunk for the cache, preferably into memory from bufs
+// (chunkstore.GetBuffered): it returns the chunk's bytes and the buffer
+// from bufs holding them, or a nil buffer if they are not lent memory.
+type Fetch func(ctx context.Context, bufs chunkstore.Buffers) (data, buf []byte, err error)
+
+// Plain adapts a fetch that allocates its own memory.
+func Plain(fetch func(context.Context) ([]byte, error)) Fetch {
+	return func(ctx context.Context, _ chunkstore.Buffers) ([]byte, []byte, error) {
+		b, err := fetch(ctx)
+		return b, nil, err
+	}
+}
+
 // Cache is a bytes-bounded LRU of chunks with one fetch per chunk at a time.
+//
+// Chunk memory is reused: the buffer of an evicted chunk goes back to the
+// cache's pool for the next fetch, once nobody holds the chunk. So every
+// use of a chunk's bytes is bracketed by Acquire and Ref.Release.
 type Cache struct {
-	max int64
+	max  int64
+	bufs *bufPool
 
 	mu   sync.Mutex
-	lru  *simplelru.LRU[chunkstore.ID, []byte]
-	size int64
-
-	group singleflight.Group
+	lru  *simplelru.LRU[chunkstore.ID, *entry]
+	size int64 // cost of the entries in lru
+	// inflight holds the fetch under way for each chunk being fetched:
+	// an Acquire of such a chunk waits for it, a Prefetch of it does
+	// nothing.
+	inflight map[chunkstore.ID]*call
+	// prefetching counts the inflight calls Prefetch started; at
+	// prefetchMax, Prefetch starts no more.
+	prefetching, prefetchMax int
 	// Hits and Misses count lookups, for tests and stats.
 	hits, misses int64
 }
 
-// New returns a cache holding at most maxBytes of chunk data.
+// entry is one chunk in memory. Its bytes never change while refs > 0;
+// at 0 its buffer goes back to the pool.
+type entry struct {
+	data []byte
+	buf  []byte // lent by pool; nil if data is not lent memory
+	pool *bufPool
+	// refs counts the holders: the LRU while the entry is in it, and
+	// every Ref not yet released. It is raised only under Cache.mu, by
+	// someone who found the entry in the LRU or is handing it out
+	// fresh from a fetch, so it cannot climb back from 0.
+	refs atomic.Int32
+}
+
+// cost is what the entry counts against the cache's bound: its length.
+// A lent buffer may be up to 1/8 larger (its size class); counting that
+// instead would keep a file of exactly the cache's size from fitting in it,
+// which random readers of such a file (bench-fuse's fio test) pay for with
+// a miss, and a chunk's load and verification, every few reads.
+func (e *entry) cost() int64 { return int64(len(e.data)) }
+
+func (e *entry) release() {
+	switch n := e.refs.Add(-1); {
+	case n == 0:
+		if e.buf != nil {
+			e.pool.Put(e.buf)
+		}
+		// A holder that reads on after its Release finds nothing
+		// rather than another chunk's bytes.
+		e.data, e.buf = nil, nil
+	case n < 0:
+		panic("cache: chunk released more often than acquired")
+	}
+}
+
+// Ref is a hold on a chunk: its bytes stay as they are until Release,
+// after which the holder must not touch them. The zero Ref holds nothing.
+type Ref struct{ e *entry }
+
+// Bytes returns the chunk. The caller must not modify it.
+func (r Ref) Bytes() []byte {
+	if r.e == nil {
+		return nil
+	}
+	return r.e.data
+}
+
+// Release lets go of the chunk. Call it once per Ref that Acquire returned.
+func (r Ref) Release() {
+	if r.e != nil {
+		r.e.release()
+	}
+}
+
+// call is one fetch of one chunk. e and err are set, and done closed,
+// under Cache.mu.
+type call struct {
+	done     chan struct{}
+	e        *entry // on success, with a ref for each waiter
+	err      error
+	waiters  int  // Acquires waiting for the result
+	prefetch bool // started by Prefetch: counts in prefetching
+	removed  bool // Remove came while in flight: do not cache the result
+}
+
+// New returns a cache holding at most maxBytes of chunk data. The memory
+// behind it is that, plus the size classes' slack (at most 1/8 of a pooled
+// chunk, ~6% on average for chunks of varying size), plus buffers kept for
+// reuse: 1/16 of maxBytes, at least 16 MiB (a prefetch window's worth) or
+// maxBytes if that is less.
 func New(maxBytes int64) *Cache {
-	c := &Cache{max: maxBytes}
+	c := &Cache{
+		max:         maxBytes,
+		bufs:        newBufPool(min(maxBytes, max(maxBytes/16, 16<<20))),
+		inflight:    map[chunkstore.ID]*call{},
+		prefetchMax: DefaultPrefetch,
+	}
 	// The entry count is unbounded here; the byte bound is enforced in add.
-	lru, err := simplelru.NewLRU[chunkstore.ID, []byte](1<<31-1, func(_ chunkstore.ID, v []byte) {
-		c.size -= int64(len(v))
+	lru, err := simplelru.NewLRU[chunkstore.ID, *entry](1<<31-1, func(_ chunkstore.ID, e *entry) {
+		c.size -= e.cost()
+		e.release()
 	})
 	if err != nil {
 		panic(err) // only for a non-positive size
@@ -37,46 +138,131 @@ func New(maxBytes int64) *Cache {
 	return c
 }
 
-// Get returns chunk id, calling fetch if it is not cached. Concurrent Gets
-// of one missing chunk share one fetch. The returned slice is shared: the
-// caller must not modify it.
-func (c *Cache) Get(ctx context.Context, id chunkstore.ID, fetch func(context.Context) ([]byte, error)) ([]byte, error) {
-	if b, ok := c.lookup(id); ok {
-		return b, nil
+// SetPrefetchLimit sets how many prefetches may be in flight at once (at
+// least 1): as many as the store usefully serves in parallel.
+func (c *Cache) SetPrefetchLimit(n int) {
+	c.mu.Lock()
+	c.prefetchMax = max(n, 1)
+	c.mu.Unlock()
+}
+
+// Acquire returns a hold on chunk id, calling fetch if it is not cached.
+// Concurrent Acquires of one missing chunk share one fetch, and so do an
+// Acquire and a Prefetch. The caller must Release the Ref.
+//
+// The fetch must not die with the first caller's ctx while others wait on
+// it, so it gets a ctx without cancellation; each caller still stops
+// waiting on its own ctx. A caller whose ctx cannot be cancelled (the FUSE
+// read path) runs the fetch itself instead of in a new goroutine.
+func (c *Cache) Acquire(ctx context.Context, id chunkstore.ID, fetch Fetch) (Ref, error) {
+	c.mu.Lock()
+	if e, ok := c.lru.Get(id); ok {
+		e.refs.Add(1)
+		c.hits++
+		c.mu.Unlock()
+		return Ref{e}, nil
 	}
-	key := string(id[:])
-	ch := c.group.DoChan(key, func() (any, error) {
-		// Check again: another fetch may have finished since lookup.
-		if b, ok := c.peek(id); ok {
-			return b, nil
+	c.misses++
+	cl, ok := c.inflight[id]
+	if !ok {
+		cl = c.startLocked(id, false)
+	}
+	cl.waiters++
+	c.mu.Unlock()
+	if !ok {
+		if ctx.Done() == nil {
+			c.run(ctx, id, cl, fetch)
+		} else {
+			go c.run(ctx, id, cl, fetch)
 		}
-		// The fetch must not die with the first caller's ctx while others
-		// wait on it; each caller still stops waiting on its own ctx.
-		b, err := fetch(context.WithoutCancel(ctx))
-		if err != nil {
-			return nil, err
-		}
-		c.add(id, b)
-		return b, nil
-	})
+	}
 	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.([]byte), nil
+	case <-cl.done:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		c.mu.Lock()
+		select {
+		case <-cl.done: // finished meanwhile: its ref for us is ours to drop
+			c.mu.Unlock()
+			if cl.e != nil {
+				cl.e.release()
+			}
+		default:
+			cl.waiters--
+			c.mu.Unlock()
+		}
+		return Ref{}, ctx.Err()
 	}
+	if cl.err != nil {
+		return Ref{}, cl.err
+	}
+	return Ref{cl.e}, nil
+}
+
+// Get returns a copy of chunk id (see Acquire), which the caller owns.
+func (c *Cache) Get(ctx context.Context, id chunkstore.ID, fetch Fetch) ([]byte, error) {
+	r, err := c.Acquire(ctx, id, fetch)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Release()
+	return append([]byte(nil), r.Bytes()...), nil
 }
 
 // Prefetch fetches id into the cache in the background if it is neither
-// cached nor being fetched.
-func (c *Cache) Prefetch(id chunkstore.ID, fetch func(context.Context) ([]byte, error)) {
-	if c.Contains(id) {
-		return
+// cached nor being fetched, and fewer prefetches than the limit are in
+// flight. It reports whether it started a fetch. Errors are not kept: a
+// later Acquire fetches again and sees them.
+func (c *Cache) Prefetch(id chunkstore.ID, fetch Fetch) bool {
+	c.mu.Lock()
+	if c.lru.Contains(id) || c.inflight[id] != nil || c.prefetching >= c.prefetchMax {
+		c.mu.Unlock()
+		return false
 	}
-	go c.Get(context.Background(), id, fetch)
+	cl := c.startLocked(id, true)
+	c.mu.Unlock()
+	go c.run(context.Background(), id, cl, fetch)
+	return true
+}
+
+// startLocked registers a fetch of id. c.mu must be held.
+func (c *Cache) startLocked(id chunkstore.ID, prefetch bool) *call {
+	cl := &call{done: make(chan struct{}), prefetch: prefetch}
+	c.inflight[id] = cl
+	if prefetch {
+		c.prefetching++
+	}
+	return cl
+}
+
+// run performs cl's fetch, caches a success and hands it to the waiters.
+func (c *Cache) run(ctx context.Context, id chunkstore.ID, cl *call, fetch Fetch) {
+	data, buf, err := fetch(context.WithoutCancel(ctx), c.bufs)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.inflight, id)
+	if cl.prefetch {
+		c.prefetching--
+	}
+	cl.err = err
+	if err == nil {
+		e := &entry{data: data, buf: buf, pool: c.bufs}
+		keep := !cl.removed && e.cost() <= c.max && !c.lru.Contains(id)
+		refs := int32(cl.waiters)
+		if keep {
+			refs++
+		}
+		e.refs.Store(refs + 1) // +1 for run itself until the end
+		if keep {
+			c.lru.Add(id, e)
+			c.size += e.cost()
+			for c.size > c.max {
+				c.lru.RemoveOldest()
+			}
+		}
+		cl.e = e
+		e.release() // run's own
+	}
+	close(cl.done)
 }
 
 // Contains reports whether id is cached, without touching its recency.
@@ -86,48 +272,18 @@ func (c *Cache) Contains(id chunkstore.ID) bool {
 	return c.lru.Contains(id)
 }
 
-func (c *Cache) lookup(id chunkstore.ID) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	b, ok := c.lru.Get(id)
-	if ok {
-		c.hits++
-	} else {
-		c.misses++
-	}
-	return b, ok
-}
-
-func (c *Cache) peek(id chunkstore.ID) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Peek(id)
-}
-
-func (c *Cache) add(id chunkstore.ID, b []byte) {
-	if int64(len(b)) > c.max {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.lru.Contains(id) {
-		return
-	}
-	c.lru.Add(id, b)
-	c.size += int64(len(b))
-	for c.size > c.max {
-		c.lru.RemoveOldest()
-	}
-}
-
-// Remove drops id from the cache.
+// Remove drops id from the cache. A fetch of id in flight still answers
+// its waiters but does not put its result in the cache.
 func (c *Cache) Remove(id chunkstore.ID) {
 	c.mu.Lock()
 	c.lru.Remove(id)
+	if cl := c.inflight[id]; cl != nil {
+		cl.removed = true
+	}
 	c.mu.Unlock()
 }
 
-// Size is the number of chunk bytes held.
+// Size is the number of bytes of chunk data held.
 func (c *Cache) Size() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,7 +35,7 @@ func TestBoundedInBytes(t *testing.T) {
 	c := cache.New(10 << 10)
 	for i := 0; i < 10; i++ {
 		d, id := chunk(3<<10, byte(i))
-		got, err := c.Get(context.Background(), id, func(context.Context) ([]byte, error) { return d, nil })
+		got, err := c.Get(context.Background(), id, cache.Plain(func(context.Context) ([]byte, error) { return d, nil }))
 		if err != nil || !bytes.Equal(got, d) {
 			t.Fatalf("Get %d: %v", i, err)
 		}
@@ -50,7 +51,7 @@ func TestBoundedInBytes(t *testing.T) {
 	}
 	// A chunk bigger than the whole cache is served but not kept.
 	big, bigID := chunk(20<<10, 'x')
-	if got, _ := c.Get(context.Background(), bigID, func(context.Context) ([]byte, error) { return big, nil }); !bytes.Equal(got, big) || c.Contains(bigID) {
+	if got, _ := c.Get(context.Background(), bigID, cache.Plain(func(context.Context) ([]byte, error) { return big, nil })); !bytes.Equal(got, big) || c.Contains(bigID) {
 		t.Fatal("oversized chunk")
 	}
 }
@@ -72,7 +73,7 @@ func TestFetchOnceForConcurrentReaders(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			started <- struct{}{}
-			if got, err := c.Get(context.Background(), id, fetch); err != nil || !bytes.Equal(got, d) {
+			if got, err := c.Get(context.Background(), id, cache.Plain(fetch)); err != nil || !bytes.Equal(got, d) {
 				t.Errorf("Get: %v", err)
 			}
 		}()
@@ -91,10 +92,10 @@ func TestErrorsAreNotCached(t *testing.T) {
 	c := cache.New(1 << 20)
 	d, id := chunk(100, 'e')
 	boom := errors.New("boom")
-	if _, err := c.Get(context.Background(), id, func(context.Context) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+	if _, err := c.Get(context.Background(), id, cache.Plain(func(context.Context) ([]byte, error) { return nil, boom })); !errors.Is(err, boom) {
 		t.Fatalf("first Get: %v", err)
 	}
-	got, err := c.Get(context.Background(), id, func(context.Context) ([]byte, error) { return d, nil })
+	got, err := c.Get(context.Background(), id, cache.Plain(func(context.Context) ([]byte, error) { return d, nil }))
 	if err != nil || !bytes.Equal(got, d) {
 		t.Fatalf("Get after a failed fetch: %v", err)
 	}
@@ -105,10 +106,250 @@ func TestWaiterHonoursItsContext(t *testing.T) {
 	_, id := chunk(10, 'w')
 	block := make(chan struct{})
 	defer close(block)
-	go c.Get(context.Background(), id, func(context.Context) ([]byte, error) { <-block; return nil, errors.New("late") })
+	go c.Get(context.Background(), id, cache.Plain(func(context.Context) ([]byte, error) { <-block; return nil, errors.New("late") }))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := c.Get(ctx, id, func(context.Context) ([]byte, error) { <-block; return nil, nil }); !errors.Is(err, context.Canceled) {
+	if _, err := c.Get(ctx, id, cache.Plain(func(context.Context) ([]byte, error) { <-block; return nil, nil })); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled waiter: %v", err)
+	}
+}
+
+// A caller that gives up does not take the fetch down with it: the next
+// caller gets the fetched chunk, fetched once.
+func TestCancelledCallerLeavesFetchRunning(t *testing.T) {
+	c := cache.New(1 << 20)
+	d, id := chunk(100, 'c')
+	var fetches atomic.Int32
+	block := make(chan struct{})
+	fetch := func(context.Context) ([]byte, error) { fetches.Add(1); <-block; return d, nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { _, err := c.Get(ctx, id, cache.Plain(fetch)); errc <- err }()
+	for fetches.Load() == 0 {
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: %v", err)
+	}
+	close(block)
+	if got, err := c.Get(context.Background(), id, cache.Plain(fetch)); err != nil || !bytes.Equal(got, d) {
+		t.Fatalf("Get after the cancelled one: %v", err)
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches, want 1", n)
+	}
+}
+
+// Prefetch starts nothing for a chunk that is cached or already being
+// fetched, and no more than the limit at once; a Get joins a prefetch.
+func TestPrefetchDoesNotDuplicate(t *testing.T) {
+	c := cache.New(1 << 20)
+	c.SetPrefetchLimit(2)
+	var fetches atomic.Int32
+	release := make(chan struct{})
+	slow := func(d []byte) cache.Fetch {
+		return cache.Plain(func(context.Context) ([]byte, error) { fetches.Add(1); <-release; return d, nil })
+	}
+	a, ida := chunk(10, 'a')
+	b, idb := chunk(10, 'b')
+	_, idc := chunk(10, 'c')
+	if !c.Prefetch(ida, slow(a)) || !c.Prefetch(idb, slow(b)) {
+		t.Fatal("first prefetches did not start")
+	}
+	if c.Prefetch(ida, slow(a)) {
+		t.Fatal("second prefetch of a chunk being fetched started")
+	}
+	if c.Prefetch(idc, slow(nil)) {
+		t.Fatal("prefetch above the limit started")
+	}
+	got := make(chan []byte)
+	go func() {
+		v, _ := c.Get(context.Background(), ida, cache.Plain(func(context.Context) ([]byte, error) {
+			t.Error("Get fetched a chunk being prefetched")
+			return nil, nil
+		}))
+		got <- v
+	}()
+	close(release)
+	if v := <-got; !bytes.Equal(v, a) {
+		t.Fatalf("Get joined the prefetch and got %q", v)
+	}
+	for !c.Contains(idb) {
+		runtime.Gosched()
+	}
+	if c.Prefetch(idb, slow(b)) {
+		t.Fatal("prefetch of a cached chunk started")
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2", n)
+	}
+}
+
+// Remove while a fetch is in flight: the waiters get the chunk, the cache
+// does not keep it (a chunk deleted from the store must not come back from
+// a fetch that read it just before).
+func TestRemoveDuringFetch(t *testing.T) {
+	c := cache.New(1 << 20)
+	d, id := chunk(100, 'r')
+	started, release := make(chan struct{}), make(chan struct{})
+	got := make(chan []byte)
+	go func() {
+		v, _ := c.Get(context.Background(), id, cache.Plain(func(context.Context) ([]byte, error) {
+			close(started)
+			<-release
+			return d, nil
+		}))
+		got <- v
+	}()
+	<-started
+	c.Remove(id)
+	close(release)
+	if v := <-got; !bytes.Equal(v, d) {
+		t.Fatal("waiter did not get the chunk")
+	}
+	if c.Contains(id) {
+		t.Fatal("a chunk removed during its fetch was cached")
+	}
+}
+
+// lentFetch returns a Fetch that reads chunk d into the cache's buffers.
+func lentFetch(d []byte) cache.Fetch {
+	return func(_ context.Context, bufs chunkstore.Buffers) ([]byte, []byte, error) {
+		b := bufs.Get(len(d))
+		copy(b, d)
+		return b, b, nil
+	}
+}
+
+// The buffer of an evicted chunk nobody holds is what the next fetch gets;
+// one still held is not reused until its last Release, and its bytes stay.
+func TestBuffersReusedOnlyWhenReleased(t *testing.T) {
+	ctx := context.Background()
+	c := cache.New(2 << 20) // room for two 700 KiB chunks
+	get := func(d []byte, id chunkstore.ID) cache.Ref {
+		t.Helper()
+		r, err := c.Acquire(ctx, id, lentFetch(d))
+		if err != nil || !bytes.Equal(r.Bytes(), d) {
+			t.Fatalf("Acquire: %v", err)
+		}
+		return r
+	}
+	d := make([][]byte, 6)
+	ids := make([]chunkstore.ID, 6)
+	for i := range d {
+		d[i], ids[i] = chunk(700<<10, byte('a'+i))
+	}
+	held := get(d[0], ids[0])
+	heldAt := &held.Bytes()[0]
+	get(d[1], ids[1]).Release()
+	get(d[2], ids[2]).Release() // evicts 0, which is held
+	r := get(d[3], ids[3])      // evicts 1, free: its buffer comes back
+	if c.Contains(ids[0]) || c.Contains(ids[1]) {
+		t.Fatal("LRU order")
+	}
+	if &r.Bytes()[0] == heldAt {
+		t.Fatal("the buffer of a held chunk was reused")
+	}
+	r.Release()
+	if !bytes.Equal(held.Bytes(), d[0]) {
+		t.Fatal("a held chunk's bytes changed after eviction")
+	}
+	held.Release() // evicted already: its buffer goes back now
+	reused := false
+	for _, k := range []int{4, 5, 0} {
+		r := get(d[k], ids[k])
+		reused = reused || &r.Bytes()[0] == heldAt
+		r.Release()
+	}
+	if !reused {
+		t.Fatal("the buffer of a released, evicted chunk was not reused")
+	}
+	if c.Size() > 2<<20 {
+		t.Fatalf("cache holds %d bytes, bound %d", c.Size(), 2<<20)
+	}
+}
+
+func TestDoubleReleasePanics(t *testing.T) {
+	c := cache.New(1 << 20)
+	d, id := chunk(100, 'x')
+	r, err := c.Acquire(context.Background(), id, lentFetch(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Release()
+	c.Remove(id) // the cache lets go too: the count is 0
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a second Release did not panic")
+		}
+	}()
+	r.Release()
+}
+
+// Many readers, a cache far smaller than what they read, buffers reused all
+// the time: every byte any reader sees is the chunk's own.
+func TestReuseUnderConcurrency(t *testing.T) {
+	c := cache.New(512 << 10)
+	c.SetPrefetchLimit(4)
+	const nchunks = 24
+	d := make([][]byte, nchunks)
+	ids := make([]chunkstore.ID, nchunks)
+	for i := range d {
+		d[i], ids[i] = chunk(64<<10+i*4<<10, byte(i)) // pooled sizes, several classes
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			ctx := context.Background()
+			if g%2 == 1 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				defer cancel()
+			}
+			for i := 0; i < 200; i++ {
+				k := (g*7 + i*5) % nchunks
+				c.Prefetch(ids[(k+1)%nchunks], lentFetch(d[(k+1)%nchunks]))
+				r, err := c.Acquire(ctx, ids[k], lentFetch(d[k]))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b := r.Bytes()
+				runtime.Gosched() // let others evict and refill meanwhile
+				if !bytes.Equal(b, d[k]) {
+					t.Errorf("chunk %d: wrong bytes while held", k)
+				}
+				r.Release()
+			}
+		}(g)
+	}
+	wg.Wait()
+}
+
+// The bound counts chunk bytes, not their buffers' size classes: chunks
+// adding up to exactly the cache's size all stay.
+func TestBoundCountsChunkBytes(t *testing.T) {
+	const n, size = 4, 700 << 10 // 700 KiB chunks sit in 704 KiB buffers
+	c := cache.New(n * size)
+	ids := make([]chunkstore.ID, n)
+	for i := range ids {
+		var d []byte
+		d, ids[i] = chunk(size, byte(i))
+		r, err := c.Acquire(context.Background(), ids[i], lentFetch(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Release()
+	}
+	for i, id := range ids {
+		if !c.Contains(id) {
+			t.Fatalf("chunk %d of %d evicted from a cache of their total size", i, n)
+		}
+	}
+	if got := c.Size(); got != n*size {
+		t.Fatalf("Size = %d, want %d", got, n*size)
 	}
 }

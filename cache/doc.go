@@ -6,9 +6,15 @@
 // Cache answers both: an LRU bounded by the total length of the chunks it
 // holds (not their number, as chunks range from bytes to megabytes), and a
 // single in-flight fetch per chunk that every concurrent reader waits on.
+// Prefetch joins that scheme without adding waiters: it starts a fetch only
+// for a chunk that is neither cached nor in flight, and only while fewer
+// prefetches than the store serves in parallel are under way, so a
+// sequential reader asking for the same window at every read costs a map
+// lookup per chunk, not a goroutine.
 //
 // Chunks enter the cache only from the verified store (chunkstore.Encoded
 // checks every chunk against its fingerprint), so what the cache hands out
 // has been verified once; it hands out shared, read-only slices, which is
-// what lets a 4 KiB read of a 1 MiB chunk cost a 4 KiB copy.
+// what lets a 4 KiB read of a 1 MiB chunk cost a 4 KiB copy, and the mount
+// reply to a read with the cached bytes themselves.
 package cache

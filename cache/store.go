@@ -8,38 +8,46 @@ import (
 
 // Store is a chunkstore.Store decorator that serves Get from a Cache. It
 // keeps the Store contract (Get returns a slice the caller owns, so it
-// copies); code that can promise not to modify chunks uses Shared instead.
+// copies); code that can hold a chunk for as long as it uses it calls
+// Acquire instead.
 type Store struct {
 	chunkstore.Store
 	Cache *Cache
 }
 
 // Wrap puts a cache of maxBytes in front of inner, which must return
-// verified plain chunks (an Encoded store).
+// verified plain chunks (an Encoded store). As many prefetches may be in
+// flight as inner says it serves in parallel.
 func Wrap(inner chunkstore.Store, maxBytes int64) *Store {
-	return &Store{Store: inner, Cache: New(maxBytes)}
+	c := New(maxBytes)
+	if n := inner.Properties().Concurrency; n > 0 {
+		c.SetPrefetchLimit(n)
+	}
+	return &Store{Store: inner, Cache: c}
 }
 
-// Shared returns chunk id from the cache, fetching it once if needed. The
-// caller must not modify the returned slice.
-func (s *Store) Shared(ctx context.Context, id chunkstore.ID) ([]byte, error) {
-	return s.Cache.Get(ctx, id, func(ctx context.Context) ([]byte, error) {
-		return s.Store.Get(ctx, id)
-	})
+// fetch reads id from the inner store, into the cache's buffers if it can.
+func (s *Store) fetch(id chunkstore.ID) Fetch {
+	return func(ctx context.Context, bufs chunkstore.Buffers) ([]byte, []byte, error) {
+		return chunkstore.GetBuffered(ctx, s.Store, id, bufs)
+	}
+}
+
+// Acquire returns a hold on chunk id from the cache, fetching it once if
+// needed. The caller must Release it, and not modify its bytes.
+func (s *Store) Acquire(ctx context.Context, id chunkstore.ID) (Ref, error) {
+	return s.Cache.Acquire(ctx, id, s.fetch(id))
 }
 
 // Get returns a copy of chunk id.
 func (s *Store) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
-	b, err := s.Shared(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(nil), b...), nil
+	return s.Cache.Get(ctx, id, s.fetch(id))
 }
 
-// Prefetch starts fetching id into the cache.
-func (s *Store) Prefetch(id chunkstore.ID) {
-	s.Cache.Prefetch(id, func(ctx context.Context) ([]byte, error) { return s.Store.Get(ctx, id) })
+// Prefetch starts fetching id into the cache unless it is cached, being
+// fetched, or the prefetch limit is reached; it reports whether it did.
+func (s *Store) Prefetch(id chunkstore.ID) bool {
+	return s.Cache.Prefetch(id, s.fetch(id))
 }
 
 // Delete drops id from the store and the cache: after a Delete, Get must

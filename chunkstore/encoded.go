@@ -202,7 +202,7 @@ func (e *encoded) Get(ctx context.Context, id ID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, reason := decode(b)
+	plain, reason := decode(b, func(n int) []byte { return make([]byte, n) })
 	if reason == "" && e.hash.Sum(plain) != id {
 		reason = fmt.Sprintf("content does not hash to its id under %s", e.hash)
 	}
@@ -212,9 +212,45 @@ func (e *encoded) Get(ctx context.Context, id ID) ([]byte, error) {
 	return plain, nil
 }
 
-// decode undoes Put's framing. On failure it returns a reason for a
-// CorruptError.
-func decode(b []byte) (plain []byte, reason string) {
+var _ BufferedGetter = (*encoded)(nil)
+
+// GetBuffered is Get with the stored bytes read into memory from bufs (when
+// the inner store can) and a compressed chunk decompressed into another such
+// buffer. A raw chunk's plain bytes are its stored bytes after the header:
+// they are returned in place, so reading one costs no copy in this layer.
+func (e *encoded) GetBuffered(ctx context.Context, id ID, bufs Buffers) (data, buf []byte, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	b, stored, err := GetBuffered(ctx, e.Store, id, bufs)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []byte
+	plain, reason := decode(b, func(n int) []byte { out = bufs.Get(n); return out })
+	buf = stored
+	if out != nil { // decompressed: the stored bytes are done with
+		if stored != nil {
+			bufs.Put(stored)
+		}
+		buf = out
+	}
+	if reason == "" && e.hash.Sum(plain) != id {
+		reason = fmt.Sprintf("content does not hash to its id under %s", e.hash)
+	}
+	if reason != "" {
+		if buf != nil {
+			bufs.Put(buf)
+		}
+		return nil, nil, e.corrupt(id, reason)
+	}
+	return plain, buf, nil
+}
+
+// decode undoes Put's framing; a compressed chunk is decompressed into
+// memory from alloc (asked for the plain length). On failure it returns a
+// reason for a CorruptError.
+func decode(b []byte, alloc func(n int) []byte) (plain []byte, reason string) {
 	if len(b) < 2 {
 		return nil, fmt.Sprintf("%d stored bytes, too short for a header", len(b))
 	}
@@ -238,7 +274,11 @@ func decode(b []byte) (plain []byte, reason string) {
 		return payload, ""
 	case codecZstd:
 		_, dec := zstdCoders()
-		out, err := dec.DecodeAll(payload, make([]byte, 0, size))
+		// DecodeAll (WithDecodeAllCapLimit) writes no more than the
+		// buffer holds, and the length is checked below: a pooled
+		// buffer's slack past size only lets the decoder use its fast
+		// loop to the end of the chunk.
+		out, err := dec.DecodeAll(payload, alloc(int(size))[:0])
 		if err != nil {
 			return nil, fmt.Sprintf("zstd: %v", err)
 		}

@@ -178,6 +178,14 @@ func TestEncodedCorrupt(t *testing.T) {
 			if got != nil {
 				t.Errorf("Get of a corrupt chunk returned %d bytes", len(got))
 			}
+			// Reading into lent memory: the same error, nothing kept.
+			l := chunkstoretest.NewLender(t)
+			got, buf, err := chunkstore.GetBuffered(ctx, s, id, l)
+			checkCorrupt(t, err, id, tc.reason)
+			if got != nil || buf != nil {
+				t.Errorf("GetBuffered of a corrupt chunk returned %d bytes", len(got))
+			}
+			l.Check()
 		})
 	}
 }
@@ -268,5 +276,32 @@ func TestEncodedNotFoundPassesThrough(t *testing.T) {
 	id := chunkstore.HashBLAKE3.Sum([]byte("missing"))
 	if _, err := s.Get(context.Background(), id); !errors.Is(err, chunkstore.ErrNotFound) || errors.Is(err, chunkstore.ErrCorrupt) {
 		t.Errorf("Get of a missing chunk: %v; want ErrNotFound and not ErrCorrupt", err)
+	}
+}
+
+// slackBufs lends buffers with room to spare, as the cache's size classes do.
+type slackBufs struct{}
+
+func (slackBufs) Get(n int) []byte { return make([]byte, n, n+8<<10) }
+func (slackBufs) Put([]byte)       {}
+
+// A zstd chunk that decodes to a little more than its header says is
+// corrupt even when the buffer it decodes into has room for the excess.
+func TestEncodedZstdLongerThanHeaderIntoSlack(t *testing.T) {
+	ctx := context.Background()
+	s, inner := newEncoded(t, chunkstore.CompressionZstd)
+	data := chunkstoretest.TextBytes(4, 64<<10)
+	id := put(t, s, data)
+	b := setLen(stored(t, inner, id), uint64(len(data)-100))
+	if err := inner.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := inner.Put(ctx, id, b); err != nil {
+		t.Fatal(err)
+	}
+	got, buf, err := chunkstore.GetBuffered(ctx, s, id, slackBufs{})
+	checkCorrupt(t, err, id, "header says")
+	if got != nil || buf != nil {
+		t.Errorf("GetBuffered of a corrupt chunk returned %d bytes", len(got))
 	}
 }

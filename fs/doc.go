@@ -10,7 +10,10 @@
 // bytes-bounded in-memory cache that fetches each chunk once however many
 // readers want it. Nothing is locked per handle, so parallel reads of one
 // file proceed in parallel; a sequential reader triggers prefetch of the
-// chunks that follow.
+// chunks that follow. A read is answered with the cached chunks' own bytes
+// (one writev, no copy in casfs), held by the reply until go-fuse has
+// written it: the cache reuses the memory of evicted chunks, and only a
+// chunk nobody holds gives its buffer back.
 //
 // Writes go to a staging file per open file, in the staging directory. The
 // first handle opened for writing creates it (filled with HEAD unless

@@ -124,34 +124,50 @@ func (f *FS) Shutdown(ctx context.Context) error {
 	return firstErr
 }
 
-// fetch returns a verified chunk from the cache; the slice is shared.
-func (f *FS) fetch(ctx context.Context, id chunkstore.ID) ([]byte, error) {
-	return f.cache.Shared(ctx, id)
-}
-
 // loadRecipe fetches a recipe through the chunk cache.
 func (f *FS) loadRecipe(ctx context.Context, id chunkstore.ID) (*recipe.Recipe, error) {
-	return recipe.Load(ctx, id, f.fetch)
+	var ref cache.Ref
+	defer func() { ref.Release() }()
+	return recipe.Load(ctx, id, func(ctx context.Context, id chunkstore.ID) ([]byte, error) {
+		var err error
+		ref, err = f.cache.Acquire(ctx, id)
+		return ref.Bytes(), err // Decode copies what it keeps
+	})
 }
 
 // readRecipe serves a read of rec, and prefetches the chunks after it when
 // the reader is sequential (its read starts where its last one ended).
+//
+// The reply is the cached chunks' own bytes (readResult), which go-fuse
+// hands to the kernel with one writev, rather than a copy in dest: a 1 MiB
+// read costs no copy in casfs.
 func (f *FS) readRecipe(ctx context.Context, rec *recipe.Recipe, dest []byte, off int64, seq bool, what string) (fuse.ReadResult, syscall.Errno) {
-	n, err := rec.ReadAt(ctx, dest, off, f.fetch)
+	r := readResults.Get().(*readResult)
+	vecs, n, err := rec.Slices(ctx, off, len(dest), f.fetchInto(r), r.vecs)
+	r.vecs, r.size = vecs, n
 	if err != nil && !errors.Is(err, io.EOF) {
+		r.Done()
 		return nil, toErrno(err, "read", "file", what, "offset", off)
 	}
 	if seq && f.opts.ReadAhead > 0 {
-		end := off + int64(n)
-		ahead := rec.ExtentsInRange(end, rec.Size-end)
-		for i, e := range ahead {
-			if i >= f.opts.ReadAhead {
-				break
-			}
-			f.cache.Prefetch(e.ID)
-		}
+		f.prefetch(rec, off+int64(n))
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return r, 0
+}
+
+// prefetch starts fetching the chunks of the ReadAhead extents from off on
+// that are neither cached nor being fetched. Each sequential read calls it,
+// so the window slides with the reader: usually only the one or two chunks
+// that just entered the window start, and a window the store could not
+// take at once (the prefetch limit) fills as earlier fetches finish.
+func (f *FS) prefetch(rec *recipe.Recipe, off int64) {
+	ahead := rec.ExtentsInRange(off, rec.Size-off)
+	for i, e := range ahead {
+		if i >= f.opts.ReadAhead {
+			break
+		}
+		f.cache.Prefetch(e.ID)
+	}
 }
 
 // caller returns the uid and gid of the process behind a request.

@@ -54,6 +54,18 @@ func mountWith(t *testing.T, edit func(*Options)) *testMount {
 // mountStore mounts a new store at loc, or a local one if loc is "".
 func mountStore(t *testing.T, loc string, edit func(*Options)) *testMount {
 	t.Helper()
+	return mountChunkedAt(t, loc, chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10}, edit)
+}
+
+// mountChunked is mountWith over a store that cuts chunks with chunker.
+func mountChunked(t *testing.T, chunker chunkstore.ChunkerConfig, edit func(*Options)) *testMount {
+	t.Helper()
+	return mountChunkedAt(t, testStore(t), chunker, edit)
+}
+
+// mountChunkedAt is mountStore with a chunker.
+func mountChunkedAt(t *testing.T, loc string, chunker chunkstore.ChunkerConfig, edit func(*Options)) *testMount {
+	t.Helper()
 	requireFUSE(t)
 	ctx := context.Background()
 	base := t.TempDir()
@@ -62,7 +74,7 @@ func mountStore(t *testing.T, loc string, edit func(*Options)) *testMount {
 		m.store = loc
 	}
 	cfg := chunkstore.DefaultConfig()
-	cfg.Chunker = chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10}
+	cfg.Chunker = chunker
 	if err := versions.Init(ctx, m.store, cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -79,39 +79,63 @@ type Fetch func(ctx context.Context, id chunkstore.ID) ([]byte, error)
 // to it with io.EOF. It holds no state, so any number of calls may run at
 // once. A chunk whose length does not match its extent is reported as corrupt.
 func (r *Recipe) ReadAt(ctx context.Context, p []byte, off int64, fetch Fetch) (int, error) {
+	var vecs [8][]byte
+	parts, n, err := r.Slices(ctx, off, len(p), fetch, vecs[:0])
+	pos := 0
+	for _, v := range parts {
+		pos += copy(p[pos:], v)
+	}
+	return n, err
+}
+
+// zeros backs the holes Slices returns. Nothing may write to it.
+var zeros [64 << 10]byte
+
+// Slices is ReadAt without the copy: it appends to vecs the pieces that make
+// up the file's bytes [off, off+n) (fewer at the end of the file), in order,
+// and returns them with their total length. The pieces are subslices of what
+// fetch returned and, for holes, of a shared zero buffer: the caller must not
+// modify them. On an error, the pieces before the failing chunk are
+// returned with their length. A read that reaches the end of the file
+// returns io.EOF with its bytes, like ReadAt.
+func (r *Recipe) Slices(ctx context.Context, off int64, n int, fetch Fetch, vecs [][]byte) ([][]byte, int, error) {
 	if off < 0 {
-		return 0, fmt.Errorf("recipe: negative offset %d", off)
+		return vecs, 0, fmt.Errorf("recipe: negative offset %d", off)
 	}
 	if off >= r.Size {
-		return 0, io.EOF
+		return vecs, 0, io.EOF
 	}
-	n := int64(len(p))
+	length := int64(n)
 	var eof error
-	if off+n >= r.Size {
-		n = r.Size - off
+	if off+length >= r.Size {
+		length = r.Size - off
 		eof = io.EOF
 	}
-	buf := p[:n]
-	pos := off // file offset of buf[filled]
-	for _, e := range r.ExtentsInRange(off, n) {
-		if e.Offset > pos { // hole before the extent
-			clear(buf[pos-off : e.Offset-off])
-			pos = e.Offset
+	end := off + length
+	pos := off // file offset of the next byte to append
+	hole := func(to int64) {
+		for pos < to {
+			k := min(to-pos, int64(len(zeros)))
+			vecs = append(vecs, zeros[:k])
+			pos += k
 		}
+	}
+	for _, e := range r.ExtentsInRange(off, length) {
+		hole(e.Offset)
 		data, err := fetch(ctx, e.ID)
 		if err != nil {
-			return int(pos - off), err
+			return vecs, int(pos - off), err
 		}
 		if int64(len(data)) != e.Size {
-			return int(pos - off), &chunkstore.CorruptError{ID: e.ID,
+			return vecs, int(pos - off), &chunkstore.CorruptError{ID: e.ID,
 				Reason: fmt.Sprintf("chunk has %d bytes, recipe extent at %d says %d", len(data), e.Offset, e.Size)}
 		}
-		to := min(e.End(), off+n)
-		copy(buf[pos-off:to-off], data[pos-e.Offset:to-e.Offset])
+		to := min(e.End(), end)
+		vecs = append(vecs, data[pos-e.Offset:to-e.Offset])
 		pos = to
 	}
-	clear(buf[pos-off:]) // trailing hole
-	return int(n), eof
+	hole(end) // trailing hole
+	return vecs, int(length), eof
 }
 
 // Encoding, version 1:

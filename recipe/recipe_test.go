@@ -84,7 +84,41 @@ func TestReadAt(t *testing.T) {
 			if n > 0 && !bytes.Equal(p[:n], want[tc.off:tc.off+int64(n)]) {
 				t.Fatalf("got %q, want %q", p[:n], want[tc.off:tc.off+int64(n)])
 			}
+			// Slices gives the same bytes, as pieces.
+			vecs, sn, serr := r.Slices(context.Background(), tc.off, tc.length, fetcher(chunks), nil)
+			if sn != n || serr != err {
+				t.Fatalf("Slices: n = %d, err = %v; ReadAt: %d, %v", sn, serr, n, err)
+			}
+			if got := bytes.Join(vecs, nil); !bytes.Equal(got, p[:n]) {
+				t.Fatalf("Slices: got %q, want %q", got, p[:n])
+			}
 		})
+	}
+}
+
+// Slices hands out the fetched chunks themselves, not copies, and splits a
+// hole larger than its zero buffer into several pieces.
+func TestSlicesAliasChunksAndSplitHoles(t *testing.T) {
+	const hole = 200 << 10
+	r, chunks, want := fixture(hole+20, piece{0, "0123456789"}, piece{hole + 10, "abcdefghij"})
+	vecs, n, err := r.Slices(context.Background(), 5, hole+10, fetcher(chunks), nil)
+	if err != nil || n != hole+10 {
+		t.Fatalf("n = %d, err = %v", n, err)
+	}
+	if got := bytes.Join(vecs, nil); !bytes.Equal(got, want[5:5+n]) {
+		t.Fatal("wrong bytes")
+	}
+	first, last := vecs[0], vecs[len(vecs)-1]
+	if &first[0] != &chunks[r.Extents[0].ID][5] || &last[0] != &chunks[r.Extents[1].ID][0] {
+		t.Fatal("pieces are copies, not the fetched chunks")
+	}
+	if len(vecs) < 2+hole/len(zeros) {
+		t.Fatalf("%d pieces for a %d-byte hole", len(vecs), hole)
+	}
+	for _, v := range vecs {
+		if len(v) == 0 {
+			t.Fatal("empty piece")
+		}
 	}
 }
 

@@ -13,12 +13,17 @@
 # working tree may hold someone's unfinished edits). BUILD_TREE is the tree
 # built from (go.mod included: build helpers there too; the caller's cleanup
 # calls bench_cleanup_build). CASFS_REV names what was built, "-dirty" when
-# the working tree had uncommitted changes.
+# the working tree had uncommitted changes. BENCH_DEPS=none installs only
+# what casfs itself needs (fuse3), not the peers (restic, borg).
 bench_setup() {
 	cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 	REPO_ROOT=$PWD
 	export PATH=$PATH:/usr/local/go/bin
-	scripts/install-deps.sh --bench
+	if [[ ${BENCH_DEPS:-} == none ]]; then
+		scripts/install-deps.sh
+	else
+		scripts/install-deps.sh --bench
+	fi
 	[[ -x /usr/bin/time ]] || apt_install time
 	mkdir -p bin
 	BUILD_TREE=$REPO_ROOT

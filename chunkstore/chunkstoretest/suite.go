@@ -158,6 +158,35 @@ func mustGet(t *testing.T, s chunkstore.Store, c chunk) {
 	if !bytes.Equal(got, c.data) {
 		t.Fatalf("Get %s: got %d bytes that differ from the %d put", c.id.Str(), len(got), len(c.data))
 	}
+	if _, ok := s.(chunkstore.BufferedGetter); !ok {
+		return
+	}
+	l := NewLender(t)
+	data, buf, err := chunkstore.GetBuffered(context.Background(), s, c.id, l)
+	if err != nil {
+		t.Fatalf("GetBuffered %s: %v", c.id.Str(), err)
+	}
+	if !bytes.Equal(data, c.data) {
+		t.Fatalf("GetBuffered %s: got %d bytes that differ from the %d put", c.id.Str(), len(data), len(c.data))
+	}
+	if buf != nil {
+		if len(data) > 0 && !within(data, buf) {
+			t.Errorf("GetBuffered %s: the data is not in the buffer returned with it", c.id.Str())
+		}
+		l.Put(buf)
+	}
+	l.Check()
+}
+
+// within reports whether the bytes of a lie in b's array.
+func within(a, b []byte) bool {
+	b = b[:cap(b)]
+	for i := range b {
+		if &b[i] == &a[0] {
+			return i+len(a) <= len(b)
+		}
+	}
+	return false
 }
 
 func mustHave(t *testing.T, s chunkstore.Store, id chunkstore.ID, want bool) {
@@ -180,6 +209,14 @@ func mustBeMissing(t *testing.T, s chunkstore.Store, id chunkstore.ID) {
 	}
 	if got != nil {
 		t.Errorf("Get of missing %s returned %d bytes along with its error", id.Str(), len(got))
+	}
+	if _, ok := s.(chunkstore.BufferedGetter); ok {
+		l := NewLender(t)
+		data, buf, err := chunkstore.GetBuffered(context.Background(), s, id, l)
+		if !errors.Is(err, chunkstore.ErrNotFound) || data != nil || buf != nil {
+			t.Fatalf("GetBuffered of missing %s: %d bytes, err %v; want only an error matching ErrNotFound", id.Str(), len(data), err)
+		}
+		l.Check()
 	}
 }
 

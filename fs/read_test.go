@@ -1,0 +1,77 @@
+package fs
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/casfs/casfs/chunkstore"
+)
+
+// Reads through a cache much smaller than the files, with chunks large
+// enough that their buffers are pooled: chunks are evicted and their memory
+// reused all the time while replies still point into it. Every byte read,
+// sequentially or at random, by several readers at once, must be the file's.
+func TestReadsThroughReusedChunkBuffers(t *testing.T) {
+	m := mountChunked(t, chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 64 << 10, Avg: 256 << 10, Max: 1 << 20},
+		func(o *Options) { o.CacheBytes = 2 << 20; o.ReadAhead = 4 })
+	files := map[string][]byte{"a": randBytes(12<<20, 21), "b": randBytes(9<<20+12345, 22)}
+	for name, data := range files {
+		mustWrite(t, m.path(name), data)
+	}
+	h0, m0 := m.fs.cache.Cache.Stats()
+	var wg sync.WaitGroup
+	for g := 0; g < 6; g++ {
+		name := "a"
+		if g%2 == 1 {
+			name = "b"
+		}
+		data := files[name]
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			// O_DIRECT: every read is a READ, not served from the
+			// kernel's page cache.
+			f, err := os.OpenFile(m.path(name), os.O_RDONLY|syscall.O_DIRECT, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			if g < 2 { // whole file, sequentially, in odd-sized reads
+				got, err := io.ReadAll(io.LimitReader(f, int64(len(data))+1))
+				if err != nil || !bytes.Equal(got, data) {
+					t.Errorf("%s: sequential read: %d bytes, %v; differs", name, len(got), err)
+				}
+				return
+			}
+			r := rand.New(rand.NewPCG(uint64(g), 9))
+			buf := make([]byte, 1<<20)
+			for i := 0; i < 60; i++ {
+				off := r.Int64N(int64(len(data)))
+				n, err := f.ReadAt(buf[:r.IntN(len(buf))+1], off)
+				if n == 0 && err != nil {
+					t.Errorf("%s: ReadAt %d: %v", name, off, err)
+					return
+				}
+				if !bytes.Equal(buf[:n], data[off:off+int64(n)]) {
+					t.Errorf("%s: ReadAt %d (+%d): wrong bytes", name, off, n)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	h1, m1 := m.fs.cache.Cache.Stats()
+	t.Logf("cache hits %d, misses %d", h1-h0, m1-m0)
+	if m1-m0 < 100 {
+		t.Errorf("only %d cache misses: the reads did not go through the chunk cache", m1-m0)
+	}
+	if s := m.fs.cache.Cache.Size(); s > 2<<20 {
+		t.Errorf("cache holds %d bytes, bound %d", s, 2<<20)
+	}
+}
