@@ -20,8 +20,8 @@ import (
 )
 
 // Run runs every conformance test, each on a fresh catalog from open, which
-// the suite closes when the test ends (Close must tolerate a second call if
-// open also registers one).
+// the suite checks (if it has a Check(ctx) error method) and closes when the
+// test ends (Close must tolerate a second call if open also registers one).
 //
 // The assertions hold for any clock that does not go backwards and reads
 // after 2001; run the suite once with a real clock and once with a frozen one
@@ -64,7 +64,17 @@ func Run(t *testing.T, open func(t *testing.T) versions.Catalog) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := open(t)
-			t.Cleanup(func() { c.Close() })
+			t.Cleanup(func() {
+				// A catalog that can check its own structure (KVCatalog)
+				// does so after every test: an operation that leaves it
+				// inconsistent fails even when the interface looks right.
+				if ch, ok := c.(interface{ Check(context.Context) error }); ok {
+					if err := ch.Check(context.Background()); err != nil {
+						t.Errorf("catalog inconsistent after the test:\n%v", err)
+					}
+				}
+				c.Close()
+			})
 			tt.fn(t, &env{t: t, c: c, ctx: context.Background()})
 		})
 	}
