@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/casfs/casfs/versions"
 )
 
@@ -334,6 +336,17 @@ func TestCorruptChunkIsEIO(t *testing.T) {
 	}
 	b[len(b)-1] ^= 0xff
 	os.WriteFile(chunk, b, 0o644)
+	// Reads must reach the store: not the staging file, which stays until
+	// the kernel's asynchronous RELEASE, nor the kernel's page cache.
+	waitFor(t, "the staging files to go", func() bool {
+		m.fs.mu.Lock()
+		defer m.fs.mu.Unlock()
+		return len(m.fs.open) == 0
+	})
+	if f, err := os.Open(m.path("bad")); err == nil {
+		unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		f.Close()
+	}
 	if _, err := os.ReadFile(m.path("bad")); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("reading a corrupt chunk: %v, want EIO", err)
 	}
