@@ -5,6 +5,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -147,23 +148,11 @@ func TestStoreAheadMatchesWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equalExtents(rec.Extents, whole.Extents) || rec.Size != whole.Size {
+	if !slices.Equal(rec.Extents, whole.Extents) || rec.Size != whole.Size {
 		t.Fatalf("recipe after storing ahead differs from a whole write:\n%v\n%v", rec.Extents, whole.Extents)
 	}
 	var buf bytes.Buffer
 	if err := r.CopyOut(ctx, rec, &buf, nil); err != nil || !bytes.Equal(buf.Bytes(), data) {
 		t.Fatalf("content differs (%v)", err)
 	}
-}
-
-func equalExtents(a, b []recipe.Extent) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
