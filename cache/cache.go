@@ -153,8 +153,14 @@ func (c *Cache) SetPrefetchLimit(n int) {
 // The fetch must not die with the first caller's ctx while others wait on
 // it, so it gets a ctx without cancellation; each caller still stops
 // waiting on its own ctx. A caller whose ctx cannot be cancelled (the FUSE
-// read path) runs the fetch itself instead of in a new goroutine.
+// read path) runs the fetch itself instead of in a new goroutine. A ctx
+// already done gets its error, even for a cached chunk: the Store contract
+// says a done ctx stops every method, and a select between a finished
+// fetch and a done ctx would otherwise pick either at random.
 func (c *Cache) Acquire(ctx context.Context, id chunkstore.ID, fetch Fetch) (Ref, error) {
+	if err := ctx.Err(); err != nil {
+		return Ref{}, err
+	}
 	c.mu.Lock()
 	if e, ok := c.lru.Get(id); ok {
 		e.refs.Add(1)

@@ -353,3 +353,28 @@ func TestBoundCountsChunkBytes(t *testing.T) {
 		t.Fatalf("Size = %d, want %d", got, n*size)
 	}
 }
+
+// TestDoneContextRefused: a done ctx gets its error whether the chunk is
+// cached or not, and the fetch is not called for it.
+func TestDoneContextRefused(t *testing.T) {
+	c := cache.New(1 << 20)
+	data, id := chunk(1000, 3)
+	fetches := 0
+	fetch := cache.Plain(func(context.Context) ([]byte, error) { fetches++; return data, nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 50 { // a miss; a race between fetch and ctx would show within 50
+		if _, err := c.Get(ctx, id, fetch); !errors.Is(err, context.Canceled) {
+			t.Fatalf("miss %d with a cancelled ctx: %v; want context.Canceled", i, err)
+		}
+	}
+	if fetches != 0 {
+		t.Errorf("fetch ran %d times for cancelled callers", fetches)
+	}
+	if _, err := c.Get(context.Background(), id, fetch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, id, fetch); !errors.Is(err, context.Canceled) {
+		t.Errorf("hit with a cancelled ctx: %v; want context.Canceled", err)
+	}
+}
