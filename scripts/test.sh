@@ -25,9 +25,24 @@ go test -race -timeout 30m -count=1 ./...
 # and of the OSD going down under a mount. -p 1: that last one stops the
 # cluster's only OSD, so no other package may use the cluster meanwhile.
 ceph_dir=$(mktemp -d)
-trap 'integration/ceph/stop-cluster.sh "$ceph_dir"' EXIT
+tests=""
+trap '[[ -n $tests ]] && kill -TERM -- "-$tests" 2>/dev/null; integration/ceph/stop-cluster.sh "$ceph_dir"' EXIT
+trap 'exit 130' INT TERM
 integration/ceph/start-cluster.sh "$ceph_dir" >/dev/null
 . "$ceph_dir/env"
 go vet -tags ceph ./...
-CASFS_TEST_STORE=rados go test -tags ceph -race -timeout 40m -count=1 -p 1 \
-	./chunkstore/rados/ ./versions/radosrepo/ ./fs/ ./integration/
+# The tests run in their own process group, watched: should the cluster stop
+# taking writes, watchdog.sh prints its state and ends them within minutes
+# rather than letting each test wait out its timeouts.
+rc=0
+CASFS_TEST_STORE=rados setsid go test -tags ceph -race -timeout 25m -count=1 -p 1 \
+	./chunkstore/rados/ ./versions/radosrepo/ ./fs/ ./integration/ &
+tests=$!
+integration/ceph/watchdog.sh "$ceph_dir" "$tests" &
+wait "$tests" || rc=$?
+if ((rc != 0)); then
+	echo "test.sh: the Ceph tests failed (exit $rc); the cluster's state:" >&2
+	integration/ceph/diagnose.sh "$ceph_dir" >&2
+fi
+wait # the watchdog, which ends with the tests
+exit "$rc"

@@ -41,12 +41,14 @@ wait_for() {
 case $what in
 stop)
 	alive || { echo "osd.sh: no OSD running in $dir" >&2; exit 0; }
+	# Tells watchdog.sh that no write is expected until start.
+	touch "$dir/osd.stopped"
 	kill -TERM "$(<"$dir/osd.pid")"
 	gone() { ! alive; }
 	wait_for "the OSD to exit" gone
 	;;
 start)
-	alive && { echo "osd.sh: the OSD in $dir runs already" >&2; exit 0; }
+	alive && { rm -f "$dir/osd.stopped"; echo "osd.sh: the OSD in $dir runs already" >&2; exit 0; }
 	setsid ceph-osd --conf "$conf" -i 0 -f </dev/null >>"$dir/log/osd.out" 2>&1 &
 	echo $! >"$dir/osd.pid"
 	disown $!
@@ -58,6 +60,7 @@ start)
 			timeout 10 rados --conf "$conf" -p "$pool" rm "casfs-osd-probe-$$" >/dev/null 2>&1
 	}
 	wait_for "a write to pool $pool (see $dir/log/osd.out)" probe
+	rm -f "$dir/osd.stopped"
 	;;
 *)
 	echo "usage: osd.sh stop|start [DIR]" >&2
