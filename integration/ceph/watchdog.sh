@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Watches a cluster made by start-cluster.sh while tests run on it: every
-# 10 s a real write, read back and removed. When the pool takes no write for
+# 10 s a real write and a stat of it. When the pool takes no write for
 # about 90 s (and osd.sh has not stopped the OSD on purpose), it prints
 # diagnose.sh's report to stderr and ends the test run, process group PGID,
 # so that a wedged cluster fails CI in minutes, with its cause on record,
@@ -8,7 +8,8 @@
 #
 #   integration/ceph/watchdog.sh DIR PGID
 #
-# It exits when process PGID (the group's leader) has exited.
+# It exits 0 when process PGID (the group's leader) has exited by itself,
+# 1 when it ended the tests.
 set -uo pipefail
 
 dir=${1:?usage: watchdog.sh DIR PGID}
