@@ -23,10 +23,11 @@
 #
 # Idempotent: if DIR holds a cluster whose daemons are alive and which takes a
 # write, it is reused as it is; a dead one is torn down and made afresh.
-# The OSD keeps everything in RAM, at most CASFS_CEPH_MEMSTORE_BYTES (2 GiB
-# by default; benchmarks want more). Every wait is bounded (CASFS_CEPH_WAIT
-# seconds, 60 by default); on a
-# timeout it prints the tails of the daemons' logs, stops what it started and
+# The OSD keeps everything in RAM, at most CASFS_CEPH_MEMSTORE_BYTES (8 GiB
+# by default: RAM is taken only as objects are written, and an OSD past 95%
+# of it is full, which pauses writes until space is freed, and
+# looks to clients like a timeout). Every wait is bounded (CASFS_CEPH_WAIT
+# seconds, 60 by default); on a timeout it prints the tails of the daemons' logs, stops what it started and
 # fails. Stop the cluster with integration/ceph/stop-cluster.sh DIR.
 #
 # Each ceph.conf setting below says why it is there; they were found by
@@ -251,7 +252,7 @@ osd data = $dir/osd.\$id
 keyring = $dir/osd.\$id/keyring
 # RAM-backed, the fastest store.
 osd objectstore = memstore
-memstore device bytes = ${CASFS_CEPH_MEMSTORE_BYTES:-2147483648}
+memstore device bytes = ${CASFS_CEPH_MEMSTORE_BYTES:-8589934592}
 # The PG log lives in RAM with memstore; unbounded it grows ~90 MB a test run.
 osd min pg log entries = 100
 osd max pg log entries = 500
