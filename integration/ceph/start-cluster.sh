@@ -25,9 +25,10 @@
 # write, it is reused as it is; a dead one is torn down and made afresh.
 # The OSD keeps everything in RAM, at most CASFS_CEPH_MEMSTORE_BYTES (8 GiB
 # by default: RAM is taken only as objects are written, and an OSD past 95%
-# of it is full, which pauses writes until space is freed, and
-# looks to clients like a timeout). Every wait is bounded (CASFS_CEPH_WAIT
-# seconds, 60 by default); on a timeout it prints the tails of the daemons' logs, stops what it started and
+# of it is full, which pauses writes until space is freed and looks to
+# clients like a timeout). Every wait is bounded (CASFS_CEPH_WAIT seconds, 60
+# by default); on a timeout it prints the tails of the daemons' logs, stops
+# what it started and
 # fails. Stop the cluster with integration/ceph/stop-cluster.sh DIR.
 #
 # Each ceph.conf setting below says why it is there; they were found by
