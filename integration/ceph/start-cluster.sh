@@ -28,8 +28,8 @@
 # of it is full, which pauses writes until space is freed and looks to
 # clients like a timeout). Every wait is bounded (CASFS_CEPH_WAIT seconds, 60
 # by default); on a timeout it prints the tails of the daemons' logs, stops
-# what it started and
-# fails. Stop the cluster with integration/ceph/stop-cluster.sh DIR.
+# what it started and fails. Stop the cluster with
+# integration/ceph/stop-cluster.sh DIR.
 #
 # Each ceph.conf setting below says why it is there; they were found by
 # running such clusters on the project's 2-core Debian machines.
