@@ -21,7 +21,9 @@
 #
 # Environment: BENCH_DIR (scratch parent, default /var/tmp), BENCH_MB (1024),
 # BENCH_SECS (30), BENCH_RESULTS (default bench-out/results.md), BENCH_RUNS
-# (1: repeat steps 2-4 and report each run).
+# (1: repeat steps 2-4 and report each run), BENCH_INIT_ARGS (extra flags for
+# casfs init, e.g. "--chunk-size 4M"), BENCH_OBJ (rados bench's object size,
+# default 4M; with BENCH_OBJ=1M it writes at most 1 GiB too).
 set -euo pipefail
 # shellcheck source=scripts/bench-lib.sh
 source "$(dirname "$0")/bench-lib.sh"
@@ -33,6 +35,13 @@ scripts/install-deps.sh
 MB=${BENCH_MB:-1024}
 SECS_BENCH=${BENCH_SECS:-30}
 RUNS=${BENCH_RUNS:-1}
+OBJ=${BENCH_OBJ:-4M}
+INIT_ARGS=${BENCH_INIT_ARGS:-}
+case $OBJ in
+4M) max_objects=256 ;;
+1M) max_objects=1024 ;;
+*) die "BENCH_OBJ: 4M or 1M" ;;
+esac
 RESULTS=${BENCH_RESULTS:-bench-out/results.md}
 mkdir -p "$(dirname "$RESULTS")"
 scratch=$(mktemp -d "${BENCH_DIR:-/var/tmp}/casfs-bench-rados.XXXXXX")
@@ -64,7 +73,7 @@ bytes=$(fsize "$src")
 # bench_bw MODE: rados bench MODE, prints its "Bandwidth (MB/sec)".
 bench_bw() {
 	local out
-	out=$(rados -p "$pool" bench "$SECS_BENCH" "$1" -t 16 --no-cleanup \
+	out=$(rados -p "$pool" bench "$SECS_BENCH" "$1" -t 16 -b "$OBJ" --no-cleanup \
 		${2:+--max-objects "$2"} 2>&1) || { echo "$out" >&2; die "rados bench $1 failed"; }
 	echo "$out" >>"$logf"
 	awk -F: '/^Bandwidth \(MB\/sec\)/ { gsub(/ /, "", $2); print $2 }' <<<"$out"
@@ -88,12 +97,13 @@ umount_casfs() {
 rows=()
 for run in $(seq "$RUNS"); do
 	log "run $run: rados bench write ($SECS_BENCH s, at most 1 GiB)"
-	wbw=$(bench_bw write 256)
+	wbw=$(bench_bw write "$max_objects")
 	log "run $run: rados bench seq"
 	rbw=$(bench_bw seq)
 	rados -p "$pool" cleanup >>"$logf" 2>&1
 
-	"$CASFS" init "rados://$pool/bench" >>"$logf" 2>&1
+	# shellcheck disable=SC2086 # INIT_ARGS is a list of flags
+	"$CASFS" init $INIT_ARGS "rados://$pool/bench" >>"$logf" 2>&1
 	mount_casfs
 	log "run $run: casfs write of $MB MiB"
 	measure "$logf" dd if="$src" of="$mnt/f" bs=1M
@@ -119,7 +129,7 @@ done
 
 {
 	echo
-	echo "### bench-rados.sh: casfs $rev, $(date -u +%Y-%m-%dT%H:%MZ), $MB MiB file, rados bench ${SECS_BENCH}s -t 16 4 MiB"
+	echo "### bench-rados.sh: casfs $rev${INIT_ARGS:+ (init $INIT_ARGS)}, $(date -u +%Y-%m-%dT%H:%MZ), $MB MiB file, rados bench ${SECS_BENCH}s -t 16 -b $OBJ"
 	echo
 	echo "| run | rados bench write MB/s | casfs write MB/s | ÷ | rados bench seq MB/s | casfs read MB/s (cold cache) | ÷ | casfs 2nd copy MB/s | 2nd ÷ 1st |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"

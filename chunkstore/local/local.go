@@ -456,8 +456,6 @@ func (s *Store) GetBuffered(ctx context.Context, id chunkstore.ID, bufs chunksto
 	return buf[:n], buf, nil
 }
 
-// Has reports whether id is stored.
-
 // Has reports whether id is stored, pending or under its name.
 func (s *Store) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
 	if err := ctx.Err(); err != nil {
