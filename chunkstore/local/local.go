@@ -311,6 +311,7 @@ func (s *Store) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 		os.Remove(tmp)
 	} else {
 		s.dropLater(id)
+		s.kickWriteback(len(data))
 	}
 	if n >= maxPending {
 		return s.syncSoon(ctx)
@@ -624,6 +625,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	serr := s.Sync(context.Background())
+	s.kicks.Wait() // they use the lock file's descriptor
 	err := unlockStore(s.lock)
 	s.lock = nil
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -44,6 +45,19 @@ type batcher struct {
 	// later Sync fails with it; reopening the store sweeps temp files and
 	// starts afresh.
 	failed error
+
+	// Background writeback (see kickWriteback): bytes put since the last
+	// kick, whether a kick's syncfs is running, and the first error one
+	// returned, which every later Sync returns (the syncfs that saw a
+	// writeback error consumed it: the next one on the same descriptor
+	// would not report it again).
+	unkicked atomic.Int64
+	kicking  atomic.Bool
+	kicks    sync.WaitGroup
+	kickErr  atomic.Pointer[error]
+	// fsMu is held around every syncfs of the store's descriptor, so that
+	// a Sync's syncfs comes after a running kick has recorded its error.
+	fsMu sync.Mutex
 }
 
 func newBatcher() batcher {
@@ -201,7 +215,7 @@ func (s *Store) syncData(batch map[chunkstore.ID]pendingChunk) error {
 		}
 		return syncAll(paths)
 	}
-	return syncFilesystem(s.dir)
+	return s.syncFS()
 }
 
 // syncNames makes durable the renames of a Sync into the shard directories
@@ -230,7 +244,20 @@ func (s *Store) syncNames(dirs map[string]bool) error {
 		}
 		return syncAll(paths)
 	}
-	return syncFilesystem(s.dir)
+	return s.syncFS()
+}
+
+// syncFS syncs the store's filesystem through its long-lived descriptor and
+// returns the error, or the first error a background kick saw (and so took
+// from this descriptor) if there was one.
+func (s *Store) syncFS() error {
+	s.fsMu.Lock()
+	defer s.fsMu.Unlock()
+	err := syncFilesystem(s.lock)
+	if p := s.kickErr.Load(); p != nil {
+		return *p
+	}
+	return err
 }
 
 // syncAll fsyncs the files or directories at paths, a few at a time: each
@@ -251,14 +278,12 @@ var (
 	syncPath       = syncFile
 )
 
-// syncfs syncs the filesystem dir is on.
-func syncfs(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	rc, err := d.SyscallConn()
+// syncfs syncs the filesystem f is on. The Store passes its lock file,
+// open from Open to Close, rather than a descriptor opened for the call:
+// syncfs reports a writeback error to each descriptor once, and one opened
+// after another program's syncfs had seen the error would never hear of it.
+func syncfs(f *os.File) error {
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
@@ -267,9 +292,37 @@ func syncfs(dir string) error {
 		return err
 	}
 	if serr != nil {
-		return &fs.PathError{Op: "syncfs", Path: d.Name(), Err: serr}
+		return &fs.PathError{Op: "syncfs", Path: filepath.Dir(f.Name()), Err: serr}
 	}
 	return nil
+}
+
+// kickEvery is how many bytes Put writes between background syncfs calls.
+// It is a variable so tests can make it small.
+var kickEvery int64 = 16 << 20
+
+// kickWriteback counts n bytes just put and, every kickEvery bytes, starts
+// a syncfs in the background unless one is running: the data of a long
+// commit is then mostly on disk, its journal work done, by the time its Sync
+// comes, instead of all of it waiting for that Sync. (The writeback each Put
+// starts for its file is only a hint the kernel may queue behind others.)
+// It promises nothing: only Sync makes chunks durable; an error here is kept
+// for the next Sync to return.
+func (s *Store) kickWriteback(n int) {
+	if !syncfsReportsErrors() || s.unkicked.Add(int64(n)) < kickEvery || !s.kicking.CompareAndSwap(false, true) {
+		return
+	}
+	s.unkicked.Store(0)
+	s.kicks.Add(1)
+	go func() {
+		defer s.kicks.Done()
+		defer s.kicking.Store(false)
+		s.fsMu.Lock()
+		defer s.fsMu.Unlock()
+		if err := syncFilesystem(s.lock); err != nil {
+			s.kickErr.CompareAndSwap(nil, &err)
+		}
+	}()
 }
 
 // syncFile fsyncs the file at path.

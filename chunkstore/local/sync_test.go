@@ -218,12 +218,12 @@ func TestSyncFailureSticks(t *testing.T) {
 			calls := 0
 			orig := syncFilesystem
 			t.Cleanup(func() { syncFilesystem = orig })
-			syncFilesystem = func(dir string) error {
+			syncFilesystem = func(f *os.File) error {
 				calls++
 				if calls == failAt {
-					return &fs.PathError{Op: "syncfs", Path: dir, Err: syscall.EIO}
+					return &fs.PathError{Op: "syncfs", Path: filepath.Dir(f.Name()), Err: syscall.EIO}
 				}
-				return orig(dir)
+				return orig(f)
 			}
 			a := put(t, s, 1)
 			err := s.Sync(ctx)
@@ -306,7 +306,7 @@ func TestSyncContext(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	orig := syncFilesystem
 	t.Cleanup(func() { syncFilesystem = orig })
-	syncFilesystem = func(dir string) error { cancel(); return orig(dir) }
+	syncFilesystem = func(f *os.File) error { cancel(); return orig(f) }
 	if err := s.Sync(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Sync cancelled during its data sync: %v", err)
 	}
@@ -349,12 +349,12 @@ func watchDisk(t *testing.T) *diskModel {
 		m.mu.Unlock()
 		return err
 	}
-	syncFilesystem = func(dir string) error {
+	syncFilesystem = func(f *os.File) error {
 		m.mu.Lock()
 		m.clock++
 		m.syncedFS = m.clock
 		m.mu.Unlock()
-		return origFS(dir)
+		return origFS(f)
 	}
 	syncPath = func(p string) error {
 		m.mu.Lock()
@@ -588,5 +588,67 @@ func TestCrashKill(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestKickFailureReachesSync: a background syncfs (kickWriteback) that sees
+// a writeback error has taken it from the store's descriptor, so the next
+// Sync must fail with it, publish nothing, and keep failing; and kicks do
+// run while chunks are put, before any Sync.
+func TestKickFailureReachesSync(t *testing.T) {
+	if !syncfsReportsErrors() {
+		t.Skip("no background syncfs before Linux 5.8")
+	}
+	origEvery, origFS := kickEvery, syncFilesystem
+	t.Cleanup(func() { kickEvery, syncFilesystem = origEvery, origFS })
+	kickEvery = 1
+	dir := newStore(t)
+	s := mustOpen(t, dir, Options{})
+	ctx := context.Background()
+	if err := s.Sync(ctx); err != nil { // the first Sync always syncs
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	kicks, fail := 0, false
+	syncFilesystem = func(f *os.File) error {
+		mu.Lock()
+		defer mu.Unlock()
+		kicks++
+		if fail {
+			fail = false // once: the error is the kick's alone
+			return &fs.PathError{Op: "syncfs", Path: filepath.Dir(f.Name()), Err: syscall.EIO}
+		}
+		return origFS(f)
+	}
+	a := put(t, s, 1)
+	s.kicks.Wait()
+	mu.Lock()
+	if kicks == 0 {
+		t.Error("putting a chunk past kickEvery started no background syncfs")
+	}
+	fail = true
+	mu.Unlock()
+	b := put(t, s, 2)
+	s.kicks.Wait()
+	mu.Lock()
+	if fail {
+		mu.Unlock()
+		t.Fatal("no background syncfs ran for the second chunk")
+	}
+	mu.Unlock()
+	// The kick's syncfs failed; the Sync's own succeeds, as on a kernel
+	// that reports an error to a descriptor once.
+	if err := s.Sync(ctx); !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("Sync after a failed background syncfs: %v; want EIO naming the store", err)
+	}
+	if named(t, s, a) || named(t, s, b) {
+		t.Error("a chunk got its name although a syncfs since its write failed")
+	}
+	if err := s.Sync(ctx); !errors.Is(err, syscall.EIO) {
+		t.Errorf("second Sync: %v; want the same EIO", err)
+	}
+	if err := s.Close(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("Close: %v; want the EIO", err)
 	}
 }
