@@ -80,6 +80,16 @@
 // report write errors, so on those kernels Sync fsyncs each temp file and
 // each shard directory it renamed into instead (more calls, same order).
 //
+// Every syncfs goes through the lock file's descriptor, open from Open to
+// Close: the kernel reports a writeback error once per descriptor, so one
+// opened for the call after another program's syncfs had seen the error
+// would never hear of it. While a long commit is being put, Put also starts
+// a syncfs in the background every 16 MiB, so that its data and journal
+// work are mostly done when its Sync comes (a put of 1 GiB of new data took
+// about a third less time). Those promise nothing; the first error one sees
+// is kept, and every later Sync fails with it, since it was taken from the
+// descriptor the Sync would have seen it on.
+//
 // Delete does not sync: a delete lost in a crash leaves garbage that the
 // next collection removes again. Shard directories are made by Put as
 // needed and never removed, and become durable with the names in them.
