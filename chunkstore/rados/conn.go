@@ -320,6 +320,9 @@ func (c *Conn) call(ctx context.Context, fn func() error) error {
 		return cerr
 	}
 	if errno(err) == syscall.ETIMEDOUT {
+		if why := c.whyTimedOut(); why != "" {
+			return fmt.Errorf("%w: the cluster did not answer within its operation timeout: %s: %w", chunkstore.ErrUnavailable, why, err)
+		}
 		return fmt.Errorf("%w: the cluster did not answer within its operation timeout (is it up and are its OSDs in? see --ceph-timeout): %w", chunkstore.ErrUnavailable, err)
 	}
 	return err
