@@ -106,6 +106,8 @@ type Conn struct {
 
 	poolMu sync.Mutex
 	pools  map[string][]*librados.IOContext // idle IOContexts by namespace
+
+	why timeoutWhy // see whyTimedOut
 }
 
 // Connect connects to the cluster opts describe and opens opts.Pool. It fails

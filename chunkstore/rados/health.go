@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 )
 
 // whyTimedOut asks the monitors (within the connection's monitor timeout)
@@ -14,12 +16,39 @@ import (
 // fail, and describes those it finds: a paused or full cluster, a full pool,
 // OSDs down or full. librados reports all of them as a timeout. It returns
 // "" if it finds none or the monitors do not answer either.
+//
+// When many operations time out together (a dead cluster under a busy
+// mount), one of them asks and the others take the answer of the last ask,
+// which is kept for a few seconds: a monitor that does not answer would
+// otherwise add its own timeout to every one of them.
 func (c *Conn) whyTimedOut() string {
-	out, _, err := c.conn.MonCommand([]byte(`{"prefix": "osd dump", "format": "json"}`))
-	if err != nil {
-		return ""
+	c.why.mu.Lock()
+	if c.why.asking || time.Since(c.why.at) < whyFresh {
+		w := c.why.text
+		c.why.mu.Unlock()
+		return w
 	}
-	return explainOSDMap(out, c.opts.Pool)
+	c.why.asking = true
+	c.why.mu.Unlock()
+	text := ""
+	if out, _, err := c.conn.MonCommand([]byte(`{"prefix": "osd dump", "format": "json"}`)); err == nil {
+		text = explainOSDMap(out, c.opts.Pool)
+	}
+	c.why.mu.Lock()
+	c.why.asking, c.why.at, c.why.text = false, time.Now(), text
+	c.why.mu.Unlock()
+	return text
+}
+
+// whyFresh is how long whyTimedOut's answer is reused.
+const whyFresh = 5 * time.Second
+
+// timeoutWhy is whyTimedOut's state, in the Conn.
+type timeoutWhy struct {
+	mu     sync.Mutex
+	asking bool      // a monitor command is in flight
+	at     time.Time // when the last one returned
+	text   string    // what it found
 }
 
 // osdDump is the part of `ceph osd dump -f json` that explainOSDMap reads.
