@@ -73,7 +73,9 @@ bytes=$(fsize "$src")
 # bench_bw MODE: rados bench MODE, prints its "Bandwidth (MB/sec)".
 bench_bw() {
 	local out
-	out=$(rados -p "$pool" bench "$SECS_BENCH" "$1" -t 16 -b "$OBJ" --no-cleanup \
+	local size=()
+	[[ $1 == write ]] && size=(-b "$OBJ") # seq reads the objects write made
+	out=$(rados -p "$pool" bench "$SECS_BENCH" "$1" -t 16 "${size[@]}" --no-cleanup \
 		${2:+--max-objects "$2"} 2>&1) || { echo "$out" >&2; die "rados bench $1 failed"; }
 	echo "$out" >>"$logf"
 	awk -F: '/^Bandwidth \(MB\/sec\)/ { gsub(/ /, "", $2); print $2 }' <<<"$out"
