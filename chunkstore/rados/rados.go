@@ -150,33 +150,51 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 // that is larger is stat'ed and read at its size; one deleted in between
 // gives ENOENT like a missing one.
 func readObject(io *librados.IOContext, oid string) ([]byte, error) {
+	b, _, err := readObjectInto(io, oid, nil)
+	return b, err
+}
+
+// readObjectInto is readObject with the result in a buffer from bufs (if
+// not nil), which it returns as buf; nothing is lent on an error.
+func readObjectInto(io *librados.IOContext, oid string, bufs chunkstore.Buffers) (data, buf []byte, err error) {
+	alloc := func(n int) []byte {
+		if bufs == nil {
+			return make([]byte, n)
+		}
+		buf = bufs.Get(n)
+		return buf
+	}
 	bp := readBufs.Get().(*[]byte)
 	n, err := io.Read(oid, *bp, 0)
 	if err != nil {
 		readBufs.Put(bp)
-		return nil, err
+		return nil, nil, err
 	}
 	if n < len(*bp) {
-		b := append([]byte{}, (*bp)[:n]...)
+		b := alloc(n)
+		copy(b, (*bp)[:n])
 		readBufs.Put(bp)
-		return b, nil
+		return b, buf, nil
 	}
 	readBufs.Put(bp)
 	st, err := io.Stat(oid)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if st.Size > maxObjectSize {
-		return nil, fmt.Errorf("object is %d bytes, more than the %d a casfs object can be", st.Size, maxObjectSize)
+		return nil, nil, fmt.Errorf("object is %d bytes, more than the %d a casfs object can be", st.Size, maxObjectSize)
 	}
-	b := make([]byte, st.Size)
-	if n, err = io.Read(oid, b, 0); err != nil {
-		return nil, err
+	b := alloc(int(st.Size))
+	if n, err = io.Read(oid, b, 0); err == nil && n != len(b) {
+		err = fmt.Errorf("read %d bytes of a %d-byte object", n, len(b))
 	}
-	if n != len(b) {
-		return nil, fmt.Errorf("read %d bytes of a %d-byte object", n, len(b))
+	if err != nil {
+		if buf != nil {
+			bufs.Put(buf)
+		}
+		return nil, nil, err
 	}
-	return b, nil
+	return b, buf, nil
 }
 
 // Config returns the store's config, as Init recorded it.
@@ -225,6 +243,34 @@ func (s *Store) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 		return nil, err
 	}
 	return nil, s.errorf("get", id, err)
+}
+
+var _ chunkstore.BufferedGetter = (*Store)(nil)
+
+// GetBuffered is Get with the bytes in a buffer from bufs: the object is
+// still read in one round trip into a pooled buffer of the largest chunk's
+// size, and then copied into one of its own size from bufs, which the chunk
+// cache reuses, where Get allocates anew for every chunk.
+func (s *Store) GetBuffered(ctx context.Context, id chunkstore.ID, bufs chunkstore.Buffers) (data, buf []byte, err error) {
+	err = s.c.call(ctx, func() error {
+		var err error
+		data, buf, err = readObjectInto(s.c.chunks, id.String(), bufs)
+		return err
+	})
+	if err != nil && buf != nil {
+		// Read, but the caller's ctx ended meanwhile: nothing is lent.
+		bufs.Put(buf)
+		data, buf = nil, nil
+	}
+	switch {
+	case err == nil:
+		return data, buf, nil
+	case errors.Is(err, librados.ErrNotFound):
+		return nil, nil, chunkstore.NotFound(id)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return nil, nil, err
+	}
+	return nil, nil, s.errorf("get", id, err)
 }
 
 // Has reports whether id is stored.
