@@ -378,3 +378,55 @@ func TestDoneContextRefused(t *testing.T) {
 		t.Errorf("hit with a cancelled ctx: %v; want context.Canceled", err)
 	}
 }
+
+// TestStreamDoesNotFlushCache: chunks a sequential reader's prefetches
+// bring in are kept in a window of their own (half of this small cache; a
+// sixteenth, at least 64 MiB, of a large one), so streaming a file much
+// larger than the cache leaves the chunks that were fetched on demand
+// cached, and the cache no larger than the demand chunks plus the window.
+func TestStreamDoesNotFlushCache(t *testing.T) {
+	const max, size = 1 << 20, 64 << 10
+	c := cache.New(max)
+	c.SetPrefetchLimit(1 << 10)
+	var demand []chunkstore.ID
+	for i := range 6 { // 384 KiB, on demand
+		d, id := chunk(size, byte(i))
+		if _, err := c.Get(context.Background(), id, cache.Plain(func(context.Context) ([]byte, error) { return d, nil })); err != nil {
+			t.Fatal(err)
+		}
+		demand = append(demand, id)
+	}
+	var streamed []chunkstore.ID
+	for i := range 40 { // 2.5 MiB, prefetched: more than the whole cache
+		d, id := chunk(size, byte(100+i))
+		if !c.Prefetch(id, cache.Plain(func(context.Context) ([]byte, error) { return d, nil })) {
+			t.Fatalf("prefetch %d did not start", i)
+		}
+		for !c.Contains(id) {
+			runtime.Gosched()
+		}
+		// The reader reads it: a hit, which must not move it out of
+		// the window.
+		if _, err := c.Get(context.Background(), id, cache.Plain(func(context.Context) ([]byte, error) {
+			t.Error("Get fetched a prefetched chunk")
+			return nil, nil
+		})); err != nil {
+			t.Fatal(err)
+		}
+		streamed = append(streamed, id)
+	}
+	for i, id := range demand {
+		if !c.Contains(id) {
+			t.Errorf("demand chunk %d was evicted by a stream of prefetched chunks", i)
+		}
+	}
+	if got, want := c.Size(), int64(6*size+max/2); got > want {
+		t.Errorf("cache holds %d bytes; want at most %d (demand chunks and the stream window)", got, want)
+	}
+	if !c.Contains(streamed[len(streamed)-1]) {
+		t.Error("the newest prefetched chunk is not cached")
+	}
+	if c.Contains(streamed[0]) {
+		t.Error("the oldest prefetched chunk is still cached beyond the stream window")
+	}
+}
