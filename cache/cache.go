@@ -29,13 +29,14 @@ func Plain(fetch func(context.Context) ([]byte, error)) Fetch {
 
 // Cache is a bytes-bounded LRU of chunks with one fetch per chunk at a time.
 //
-// Chunks that Prefetch brought in for a sequential reader are kept apart,
-// in a second LRU of at most a sixteenth of the cache (64 MiB at least, half
-// at most): a file streamed through once does not push out what random
-// readers use, and its chunks' buffers are reused within that window instead
-// of the cache growing to its bound with fresh memory (on the machines
-// casfs is benchmarked on, first-touch page faults made a cold 2 GiB read
-// through a 1 GiB cache cost 3× the CPU of one through a 64 MiB cache).
+// Chunks that Stream brought in, for a sequential reader of a file larger
+// than the cache, are kept apart, in a second LRU of at most a sixteenth of
+// the cache (64 MiB at least, half at most). An LRU serves a scan larger
+// than itself no hits the next time round, so such a file must not push out
+// what other readers use; and its chunks' buffers are reused within that
+// window instead of the cache growing to its bound with fresh memory (on the
+// machines casfs is benchmarked on, first-touch page faults made a cold
+// 2 GiB read through a 1 GiB cache cost 3× the CPU of one through 64 MiB).
 //
 // Chunk memory is reused: the buffer of an evicted chunk goes back to the
 // cache's pool for the next fetch, once nobody holds the chunk. So every
@@ -47,7 +48,7 @@ type Cache struct {
 	mu   sync.Mutex
 	lru  *simplelru.LRU[chunkstore.ID, *entry]
 	size int64 // cost of the entries in lru
-	// stream holds the chunks Prefetch fetched, at most streamMax of them;
+	// stream holds the chunks Stream fetched, at most streamMax of them;
 	// together with lru at most max.
 	stream                *simplelru.LRU[chunkstore.ID, *entry]
 	streamSize, streamMax int64
@@ -122,7 +123,8 @@ type call struct {
 	e        *entry // on success, with a ref for each waiter
 	err      error
 	waiters  int  // Acquires waiting for the result
-	prefetch bool // started by Prefetch: counts in prefetching
+	prefetch bool // started by Prefetch or Stream: counts in prefetching
+	stream   bool // started by Stream: cached in the stream LRU
 	removed  bool // Remove came while in flight: do not cache the result
 }
 
@@ -190,6 +192,16 @@ func (c *Cache) SetPrefetchLimit(n int) {
 // says a done ctx stops every method, and a select between a finished
 // fetch and a done ctx would otherwise pick either at random.
 func (c *Cache) Acquire(ctx context.Context, id chunkstore.ID, fetch Fetch) (Ref, error) {
+	return c.acquire(ctx, id, fetch, false)
+}
+
+// AcquireStream is Acquire for a sequential reader of more than the cache
+// holds: a chunk it has to fetch goes into the stream window, as Stream's.
+func (c *Cache) AcquireStream(ctx context.Context, id chunkstore.ID, fetch Fetch) (Ref, error) {
+	return c.acquire(ctx, id, fetch, true)
+}
+
+func (c *Cache) acquire(ctx context.Context, id chunkstore.ID, fetch Fetch, stream bool) (Ref, error) {
 	if err := ctx.Err(); err != nil {
 		return Ref{}, err
 	}
@@ -204,6 +216,7 @@ func (c *Cache) Acquire(ctx context.Context, id chunkstore.ID, fetch Fetch) (Ref
 	cl, ok := c.inflight[id]
 	if !ok {
 		cl = c.startLocked(id, false)
+		cl.stream = stream
 	}
 	cl.waiters++
 	c.mu.Unlock()
@@ -251,12 +264,26 @@ func (c *Cache) Get(ctx context.Context, id chunkstore.ID, fetch Fetch) ([]byte,
 // flight. It reports whether it started a fetch. Errors are not kept: a
 // later Acquire fetches again and sees them.
 func (c *Cache) Prefetch(id chunkstore.ID, fetch Fetch) bool {
+	return c.prefetch(id, fetch, false)
+}
+
+// Stream is Prefetch for a sequential reader of more than the cache holds:
+// the chunk is cached in the stream window (see Cache), not the main LRU.
+func (c *Cache) Stream(id chunkstore.ID, fetch Fetch) bool {
+	return c.prefetch(id, fetch, true)
+}
+
+// Max is the most chunk data the cache holds.
+func (c *Cache) Max() int64 { return c.max }
+
+func (c *Cache) prefetch(id chunkstore.ID, fetch Fetch, stream bool) bool {
 	c.mu.Lock()
 	if c.containsLocked(id) || c.inflight[id] != nil || c.prefetching >= c.prefetchMax {
 		c.mu.Unlock()
 		return false
 	}
 	cl := c.startLocked(id, true)
+	cl.stream = stream
 	c.mu.Unlock()
 	go c.run(context.Background(), id, cl, fetch)
 	return true
@@ -291,7 +318,7 @@ func (c *Cache) run(ctx context.Context, id chunkstore.ID, cl *call, fetch Fetch
 		}
 		e.refs.Store(refs + 1) // +1 for run itself until the end
 		if keep {
-			c.addLocked(id, e, cl.prefetch)
+			c.addLocked(id, e, cl.stream)
 		}
 		cl.e = e
 		e.release() // run's own
@@ -299,7 +326,7 @@ func (c *Cache) run(ctx context.Context, id chunkstore.ID, cl *call, fetch Fetch
 	close(cl.done)
 }
 
-// addLocked caches e as id, in the stream LRU if a prefetch fetched it, and
+// addLocked caches e as id, in the stream LRU if Stream fetched it, and
 // evicts to stay within the bounds: the stream's own first; then, while the
 // two together are over the cache's, stream entries before main ones.
 // c.mu must be held.

@@ -379,8 +379,8 @@ func TestDoneContextRefused(t *testing.T) {
 	}
 }
 
-// TestStreamDoesNotFlushCache: chunks a sequential reader's prefetches
-// bring in are kept in a window of their own (half of this small cache; a
+// TestStreamDoesNotFlushCache: chunks Stream brings in for a sequential
+// reader of a file larger than the cache are kept in a window of their own (half of this small cache; a
 // sixteenth, at least 64 MiB, of a large one), so streaming a file much
 // larger than the cache leaves the chunks that were fetched on demand
 // cached, and the cache no larger than the demand chunks plus the window.
@@ -399,8 +399,8 @@ func TestStreamDoesNotFlushCache(t *testing.T) {
 	var streamed []chunkstore.ID
 	for i := range 40 { // 2.5 MiB, prefetched: more than the whole cache
 		d, id := chunk(size, byte(100+i))
-		if !c.Prefetch(id, cache.Plain(func(context.Context) ([]byte, error) { return d, nil })) {
-			t.Fatalf("prefetch %d did not start", i)
+		if !c.Stream(id, cache.Plain(func(context.Context) ([]byte, error) { return d, nil })) {
+			t.Fatalf("stream %d did not start", i)
 		}
 		for !c.Contains(id) {
 			runtime.Gosched()

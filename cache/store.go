@@ -39,6 +39,12 @@ func (s *Store) Acquire(ctx context.Context, id chunkstore.ID) (Ref, error) {
 	return s.Cache.Acquire(ctx, id, s.fetch(id))
 }
 
+// AcquireStream is Acquire into the cache's stream window (see
+// Cache.AcquireStream).
+func (s *Store) AcquireStream(ctx context.Context, id chunkstore.ID) (Ref, error) {
+	return s.Cache.AcquireStream(ctx, id, s.fetch(id))
+}
+
 // Get returns a copy of chunk id.
 func (s *Store) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 	return s.Cache.Get(ctx, id, s.fetch(id))
@@ -48,6 +54,11 @@ func (s *Store) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 // fetched, or the prefetch limit is reached; it reports whether it did.
 func (s *Store) Prefetch(id chunkstore.ID) bool {
 	return s.Cache.Prefetch(id, s.fetch(id))
+}
+
+// Stream is Prefetch into the cache's stream window (see Cache.Stream).
+func (s *Store) Stream(id chunkstore.ID) bool {
+	return s.Cache.Stream(id, s.fetch(id))
 }
 
 // Delete drops id from the store and the cache: after a Delete, Get must

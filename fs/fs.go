@@ -143,14 +143,18 @@ func (f *FS) loadRecipe(ctx context.Context, id chunkstore.ID) (*recipe.Recipe, 
 // read costs no copy in casfs.
 func (f *FS) readRecipe(ctx context.Context, rec *recipe.Recipe, dest []byte, off int64, seq bool, what string) (fuse.ReadResult, syscall.Errno) {
 	r := readResults.Get().(*readResult)
-	vecs, n, err := rec.Slices(ctx, off, len(dest), f.fetchInto(r), r.vecs)
+	// A sequential reader of a file larger than the cache streams it: its
+	// chunks could not all stay cached for a second pass anyway, and would
+	// only push out what other readers use (see cache.Cache).
+	stream := seq && rec.Size > f.cache.Cache.Max()
+	vecs, n, err := rec.Slices(ctx, off, len(dest), f.fetchInto(r, stream), r.vecs)
 	r.vecs, r.size = vecs, n
 	if err != nil && !errors.Is(err, io.EOF) {
 		r.Done()
 		return nil, toErrno(err, "read", "file", what, "offset", off)
 	}
 	if seq && f.opts.ReadAhead > 0 {
-		f.prefetch(rec, off+int64(n))
+		f.prefetch(rec, off+int64(n), stream)
 	}
 	return r, 0
 }
@@ -160,13 +164,18 @@ func (f *FS) readRecipe(ctx context.Context, rec *recipe.Recipe, dest []byte, of
 // so the window slides with the reader: usually only the one or two chunks
 // that just entered the window start, and a window the store could not
 // take at once (the prefetch limit) fills as earlier fetches finish.
-func (f *FS) prefetch(rec *recipe.Recipe, off int64) {
+// With stream, into the cache's stream window (cache.Store.Stream).
+func (f *FS) prefetch(rec *recipe.Recipe, off int64, stream bool) {
+	start := f.cache.Prefetch
+	if stream {
+		start = f.cache.Stream
+	}
 	ahead := rec.ExtentsInRange(off, rec.Size-off)
 	for i, e := range ahead {
 		if i >= f.opts.ReadAhead {
 			break
 		}
-		f.cache.Prefetch(e.ID)
+		start(e.ID)
 	}
 }
 

@@ -56,9 +56,13 @@ func (r *readResult) Done() {
 
 // fetchInto returns a recipe.Fetch that acquires chunks from the cache and
 // keeps their refs in r.
-func (f *FS) fetchInto(r *readResult) func(context.Context, chunkstore.ID) ([]byte, error) {
+func (f *FS) fetchInto(r *readResult, stream bool) func(context.Context, chunkstore.ID) ([]byte, error) {
+	acquire := f.cache.Acquire
+	if stream {
+		acquire = f.cache.AcquireStream
+	}
 	return func(ctx context.Context, id chunkstore.ID) ([]byte, error) {
-		ref, err := f.cache.Acquire(ctx, id)
+		ref, err := acquire(ctx, id)
 		if err != nil {
 			return nil, err
 		}

@@ -75,3 +75,36 @@ func TestReadsThroughReusedChunkBuffers(t *testing.T) {
 		t.Errorf("cache holds %d bytes, bound %d", s, 2<<20)
 	}
 }
+
+// A sequential read of a file larger than the cache streams it through the
+// cache's stream window: a smaller file read before stays cached, which an
+// LRU shared with the stream would have flushed.
+func TestLargeFileStreamsPastCache(t *testing.T) {
+	m := mountChunked(t, chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 64 << 10, Avg: 256 << 10, Max: 1 << 20},
+		func(o *Options) { o.CacheBytes = 8 << 20; o.ReadAhead = 4 })
+	small, large := randBytes(2<<20, 31), randBytes(24<<20, 32)
+	mustWrite(t, m.path("small"), small)
+	mustWrite(t, m.path("large"), large)
+	read := func(name string, want []byte) {
+		t.Helper()
+		f, err := os.OpenFile(m.path(name), os.O_RDONLY|syscall.O_DIRECT, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		got, err := io.ReadAll(f)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: read %d bytes, %v; differs", name, len(got), err)
+		}
+	}
+	read("small", small)
+	read("large", large)
+	_, m0 := m.fs.cache.Cache.Stats()
+	read("small", small)
+	if _, m1 := m.fs.cache.Cache.Stats(); m1 != m0 {
+		t.Errorf("re-reading the small file missed the cache %d times: streaming the large one flushed it", m1-m0)
+	}
+	if s := m.fs.cache.Cache.Size(); s > 2<<20+4<<20+1<<20 {
+		t.Errorf("cache holds %d bytes: more than the small file and the stream window", s)
+	}
+}
