@@ -12,6 +12,14 @@
 // sequential reader asking for the same window at every read costs a map
 // lookup per chunk, not a goroutine.
 //
+// The LRU is scan-resistant in one simple way. A file read sequentially
+// that is larger than the whole cache would, in a plain LRU, push out
+// everything else and still find none of its own chunks on a second pass;
+// its reader uses Stream and AcquireStream instead, which keep its chunks in
+// a small window of their own (a sixteenth of the cache, 64 MiB at least)
+// whose buffers are reused as it slides. Smaller files are cached as any
+// other, so a file read once and then at random stays in memory.
+//
 // Chunks enter the cache only from the verified store (chunkstore.Encoded
 // checks every chunk against its fingerprint), so what the cache hands out
 // has been verified once; it hands out shared, read-only slices, which is
