@@ -228,29 +228,16 @@ func (s *Store) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 
 // Get returns the bytes stored under id.
 func (s *Store) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
-	var b []byte
-	err := s.c.call(ctx, func() error {
-		var err error
-		b, err = readObject(s.c.chunks, id.String())
-		return err
-	})
-	switch {
-	case err == nil:
-		return b, nil
-	case errors.Is(err, librados.ErrNotFound):
-		return nil, chunkstore.NotFound(id)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return nil, err
-	}
-	return nil, s.errorf("get", id, err)
+	data, _, err := s.GetBuffered(ctx, id, nil)
+	return data, err
 }
 
 var _ chunkstore.BufferedGetter = (*Store)(nil)
 
-// GetBuffered is Get with the bytes in a buffer from bufs: the object is
-// still read in one round trip into a pooled buffer of the largest chunk's
-// size, and then copied into one of its own size from bufs, which the chunk
-// cache reuses, where Get allocates anew for every chunk.
+// GetBuffered is Get with the bytes in a buffer from bufs (nil: a new
+// allocation, as Get has it): the object is still read in one round trip
+// into a pooled buffer of the largest chunk's size, and then copied into
+// one of its own size from bufs, which the chunk cache reuses.
 func (s *Store) GetBuffered(ctx context.Context, id chunkstore.ID, bufs chunkstore.Buffers) (data, buf []byte, err error) {
 	err = s.c.call(ctx, func() error {
 		var err error
