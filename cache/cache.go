@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -61,6 +62,10 @@ type Cache struct {
 	prefetching, prefetchMax int
 	// Hits and Misses count lookups, for tests and stats.
 	hits, misses int64
+	// runs counts the fetches under way, which Close waits for; closed
+	// (by Close) refuses new ones. Both change under mu.
+	runs   sync.WaitGroup
+	closed bool
 }
 
 // entry is one chunk in memory. Its bytes never change while refs > 0;
@@ -215,6 +220,10 @@ func (c *Cache) acquire(ctx context.Context, id chunkstore.ID, fetch Fetch, stre
 	c.misses++
 	cl, ok := c.inflight[id]
 	if !ok {
+		if c.closed {
+			c.mu.Unlock()
+			return Ref{}, ErrClosed
+		}
 		cl = c.startLocked(id, false)
 		cl.stream = stream
 	}
@@ -278,7 +287,7 @@ func (c *Cache) Max() int64 { return c.max }
 
 func (c *Cache) prefetch(id chunkstore.ID, fetch Fetch, stream bool) bool {
 	c.mu.Lock()
-	if c.containsLocked(id) || c.inflight[id] != nil || c.prefetching >= c.prefetchMax {
+	if c.closed || c.containsLocked(id) || c.inflight[id] != nil || c.prefetching >= c.prefetchMax {
 		c.mu.Unlock()
 		return false
 	}
@@ -293,6 +302,7 @@ func (c *Cache) prefetch(id chunkstore.ID, fetch Fetch, stream bool) bool {
 func (c *Cache) startLocked(id chunkstore.ID, prefetch bool) *call {
 	cl := &call{done: make(chan struct{}), prefetch: prefetch}
 	c.inflight[id] = cl
+	c.runs.Add(1)
 	if prefetch {
 		c.prefetching++
 	}
@@ -324,6 +334,23 @@ func (c *Cache) run(ctx context.Context, id chunkstore.ID, cl *call, fetch Fetch
 		e.release() // run's own
 	}
 	close(cl.done)
+	c.runs.Done()
+}
+
+// ErrClosed is Acquire's error, after Close, for a chunk it would have to
+// fetch.
+var ErrClosed = errors.New("chunk cache closed")
+
+// Close waits for the fetches under way, Prefetch's and Stream's included,
+// and makes the cache start no more: from then on Prefetch and Stream do
+// nothing and Acquire serves only what is cached (ErrClosed for the rest).
+// A background fetch outlives the read that wanted it, so the owner of the
+// store behind the cache calls Close before closing the store.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.runs.Wait()
 }
 
 // addLocked caches e as id, in the stream LRU if Stream fetched it, and

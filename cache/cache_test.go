@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/casfs/casfs/cache"
 	"github.com/casfs/casfs/chunkstore"
@@ -428,5 +429,68 @@ func TestStreamDoesNotFlushCache(t *testing.T) {
 	}
 	if c.Contains(streamed[0]) {
 		t.Error("the oldest prefetched chunk is still cached beyond the stream window")
+	}
+}
+
+// Close waits for the fetches under way, a Prefetch's and the one a
+// cancelled caller left running included: they would otherwise reach the
+// store behind the cache after its owner closed it. After Close the cache
+// serves what it holds and fetches nothing.
+func TestCloseWaitsForFetches(t *testing.T) {
+	c := cache.New(1 << 20)
+	a, ida := chunk(10, 'a')
+	b, idb := chunk(10, 'b')
+	d, idd := chunk(10, 'd')
+	if _, err := c.Get(context.Background(), idd, cache.Plain(func(context.Context) ([]byte, error) { return d, nil })); err != nil {
+		t.Fatal(err)
+	}
+	var started, finished atomic.Int32
+	release := make(chan struct{})
+	slow := func(d []byte) cache.Fetch {
+		return cache.Plain(func(context.Context) ([]byte, error) {
+			started.Add(1)
+			<-release
+			finished.Add(1)
+			return d, nil
+		})
+	}
+	if !c.Prefetch(ida, slow(a)) {
+		t.Fatal("prefetch did not start")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { _, err := c.Get(ctx, idb, slow(b)); errc <- err }()
+	for started.Load() < 2 {
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: %v", err)
+	}
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned with fetches under way")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-closed
+	if n := finished.Load(); n != 2 {
+		t.Fatalf("Close returned after %d of 2 fetches finished", n)
+	}
+	never := cache.Plain(func(context.Context) ([]byte, error) {
+		t.Error("fetch after Close")
+		return nil, nil
+	})
+	_, ide := chunk(10, 'e')
+	if c.Prefetch(ide, never) {
+		t.Error("Prefetch after Close started a fetch")
+	}
+	if _, err := c.Get(context.Background(), ide, never); !errors.Is(err, cache.ErrClosed) {
+		t.Errorf("Get of an uncached chunk after Close: %v; want ErrClosed", err)
+	}
+	if got, err := c.Get(context.Background(), idd, never); err != nil || !bytes.Equal(got, d) {
+		t.Errorf("Get of a cached chunk after Close: %q, %v", got, err)
 	}
 }

@@ -10,7 +10,9 @@
 // for a chunk that is neither cached nor in flight, and only while fewer
 // prefetches than the store serves in parallel are under way, so a
 // sequential reader asking for the same window at every read costs a map
-// lookup per chunk, not a goroutine.
+// lookup per chunk, not a goroutine. Those fetches outlive the reads that
+// started them, so the cache's owner calls Close, which waits for them,
+// before it closes the store behind the cache.
 //
 // The LRU is scan-resistant in one simple way. A file read sequentially
 // that is larger than the whole cache would, in a plain LRU, push out

@@ -67,3 +67,10 @@ func (s *Store) Delete(ctx context.Context, id chunkstore.ID) error {
 	s.Cache.Remove(id)
 	return s.Store.Delete(ctx, id)
 }
+
+// Close closes the cache (waiting for its fetches: see Cache.Close), then
+// the store behind it.
+func (s *Store) Close() error {
+	s.Cache.Close()
+	return s.Store.Close()
+}

@@ -148,7 +148,9 @@ func (n *fileNode) maybeStoreAhead(st *staged) {
 	// for every write to finish (it holds n.mu exclusively).
 	st.lowWrite.Store(math.MaxInt64)
 	limit := st.size.Load()
+	n.fs.bg.Add(1)
 	go func() {
+		defer n.fs.bg.Done()
 		exts, end, held, err := n.fs.repo.StoreAhead(context.Background(), io.NewSectionReader(st.f, r.base, limit-r.base), r.base)
 		st.pmu.Lock()
 		st.aheadHeld = append(st.aheadHeld, held...)

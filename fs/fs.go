@@ -65,10 +65,14 @@ type FS struct {
 	// and its merge: for tests.
 	aheadMerged atomic.Int64
 	aheadHook   func(base, end int64)
+
+	// bg counts the goroutines that outlive the request that started them
+	// (rounds of storing ahead), for Close.
+	bg sync.WaitGroup
 }
 
-// New returns a filesystem over repo. Call Root for the root node and
-// Shutdown before closing repo.
+// New returns a filesystem over repo. Call Root for the root node, and
+// Shutdown then Close before closing repo.
 func New(repo *versions.Repo, opts Options) (*FS, error) {
 	if opts.CacheBytes <= 0 {
 		opts.CacheBytes = DefaultCacheBytes
@@ -122,6 +126,16 @@ func (f *FS) Shutdown(ctx context.Context) error {
 		}
 	}
 	return firstErr
+}
+
+// Close waits for the work the filesystem does in the background (rounds
+// of storing ahead, the chunk cache's prefetches), which would otherwise
+// reach repo's store after it is closed, and stops the cache fetching more.
+// Call it once the kernel has let go and the last Shutdown returned; the
+// filesystem serves no more reads that need the store after it.
+func (f *FS) Close() {
+	f.bg.Wait()
+	f.cache.Cache.Close()
 }
 
 // loadRecipe fetches a recipe through the chunk cache.

@@ -116,6 +116,7 @@ func mountChunkedAt(t *testing.T, loc string, chunker chunkstore.ChunkerConfig, 
 		if err := m.fs.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
+		m.fs.Close()
 		repo.Close()
 	})
 	return m

@@ -39,6 +39,7 @@ func newNodeFS(t *testing.T) (*FS, *dirNode) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(f.Close) // before repo.Close: cleanups run last first
 	root := f.Root()
 	gofs.NewNodeFS(root, &gofs.Options{})
 	return f, root.(*dirNode)

@@ -469,6 +469,10 @@ func (r *Repo) Fetch(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 // order, fetching up to a few chunks ahead in parallel so a sequential pass
 // runs at the store's parallel speed with memory bounded by that window.
 func (r *Repo) forEachChunk(ctx context.Context, rec *recipe.Recipe, fn func(e recipe.Extent, data []byte) error) error {
+	// It returns only once its fetches have: one still running when the
+	// caller closes the repo would use a closed store.
+	var running sync.WaitGroup
+	defer running.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
@@ -476,7 +480,9 @@ func (r *Repo) forEachChunk(ctx context.Context, rec *recipe.Recipe, fn func(e r
 		err  error
 	}
 	pending := make(chan chan result, r.workers*2)
+	running.Add(1)
 	go func() {
+		defer running.Done()
 		defer close(pending)
 		sem := make(chan struct{}, r.workers)
 		for _, e := range rec.Extents {
@@ -491,7 +497,9 @@ func (r *Repo) forEachChunk(ctx context.Context, rec *recipe.Recipe, fn func(e r
 			case <-ctx.Done():
 				return
 			}
+			running.Add(1)
 			go func(id chunkstore.ID) {
+				defer running.Done()
 				defer func() { <-sem }()
 				b, err := r.chunks.Get(ctx, id)
 				c <- result{b, err}

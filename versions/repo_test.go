@@ -825,3 +825,43 @@ func keys(s map[chunkstore.ID]bool) []string {
 	slices.Sort(out)
 	return out
 }
+
+// slowGets is a store whose Gets take a while and count themselves while
+// they run.
+type slowGets struct {
+	chunkstore.Store
+	running atomic.Int32
+}
+
+func (s *slowGets) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
+	s.running.Add(1)
+	defer s.running.Add(-1)
+	time.Sleep(20 * time.Millisecond)
+	return s.Store.Get(ctx, id)
+}
+
+// TestCopyOutFailureLeavesNoFetchRunning: when the writer fails, CopyOut
+// returns only after the chunks it was fetching ahead have arrived. A fetch
+// still running would use the store after the caller (casfs get, say)
+// closed it, which for a RADOS store is a crash in librados.
+func TestCopyOutFailureLeavesNoFetchRunning(t *testing.T) {
+	slow := &slowGets{}
+	r := newRepo(t, repoOptions{cfg: smallConfig(), wrap: func(s chunkstore.Store) chunkstore.Store { slow.Store = s; return slow }})
+	v := r.write(r.create("/f").Ino, randomBytes(12, 2*miB))
+	rec := r.recipe(v)
+	if len(rec.Extents) < 8 {
+		t.Fatalf("2 MiB cut into %d chunks; the test needs more than the fetch window", len(rec.Extents))
+	}
+	boom := errors.New("disk full")
+	err := r.CopyOut(context.Background(), rec, failingWriter{boom}, nil)
+	if !errors.Is(err, boom) {
+		t.Fatalf("CopyOut to a failing writer: %v; want its error", err)
+	}
+	if n := slow.running.Load(); n != 0 {
+		t.Errorf("CopyOut returned with %d fetches still running", n)
+	}
+}
+
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }

@@ -35,6 +35,8 @@ var (
 	ErrAuth = errors.New("Ceph authentication failed")
 	// ErrNoPool is matched by Connect's error when the pool does not exist.
 	ErrNoPool = errors.New("no such pool")
+	// ErrClosed is matched by the error of a call made after Close.
+	ErrClosed = errors.New("Ceph connection closed")
 )
 
 // Options say how to reach the cluster and where in it the store lives.
@@ -108,6 +110,16 @@ type Conn struct {
 	pools  map[string][]*librados.IOContext // idle IOContexts by namespace
 
 	why timeoutWhy // see whyTimedOut
+
+	// Close must not free the librados handles under a call still using
+	// them (a fetch the chunk cache started in the background, say): that
+	// is a use after free in C, which crashes the process. So every call
+	// counts itself in active, and Close refuses new calls, then waits for
+	// active. Not an RWMutex: a call within a call (a catalog transaction
+	// reading a chunk) would deadlock against a waiting Close.
+	lifeMu sync.Mutex
+	closed bool
+	active sync.WaitGroup
 }
 
 // Connect connects to the cluster opts describe and opens opts.Pool. It fails
@@ -276,11 +288,17 @@ func (c *Conn) openPool(ctx context.Context) error {
 // Options returns the options c was connected with, defaults filled in.
 func (c *Conn) Options() Options { return c.opts }
 
-// Close releases the connection. Calling it again does nothing.
+// Close releases the connection, once the calls in flight have returned;
+// later calls fail with ErrClosed. Calling it again does nothing.
 func (c *Conn) Close() {
-	if c.conn == nil {
+	c.lifeMu.Lock()
+	if c.closed {
+		c.lifeMu.Unlock()
 		return
 	}
+	c.closed = true
+	c.lifeMu.Unlock()
+	c.active.Wait()
 	for _, io := range []*librados.IOContext{c.meta, c.chunks} {
 		if io != nil {
 			io.Destroy()
@@ -295,8 +313,21 @@ func (c *Conn) Close() {
 	c.pools = nil
 	c.poolMu.Unlock()
 	c.conn.Shutdown()
-	c.conn, c.meta, c.chunks = nil, nil, nil
 }
+
+// enter counts a use of the librados handles, which Close waits for; leave
+// ends it. enter fails once Close has begun.
+func (c *Conn) enter() error {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.closed {
+		return fmt.Errorf("%s: %w", c.opts.location(), ErrClosed)
+	}
+	c.active.Add(1)
+	return nil
+}
+
+func (c *Conn) leave() { c.active.Done() }
 
 // call runs fn, which makes blocking librados calls, in one of c's slots. It
 // returns ctx.Err() instead of starting fn if ctx is done before fn could
@@ -306,6 +337,10 @@ func (c *Conn) call(ctx context.Context, fn func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():

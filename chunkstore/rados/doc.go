@@ -51,6 +51,11 @@
 // the OSDs; librados's defaults wait minutes or forever), so that a dead
 // cluster gives an error rather than a hang.
 //
+// Close waits for the calls in flight before it frees the librados handles
+// they use, and refuses later calls (ErrClosed): Go code still running
+// against a closed store, such as a chunk cache's background fetch, must get
+// an error, not a use after free in C that kills the process.
+//
 // # Errors
 //
 // ENOENT on a chunk becomes an error matching chunkstore.ErrNotFound. Other

@@ -383,7 +383,14 @@ func (s *Store) listIDs(ctx context.Context, fn func(chunkstore.ID) error) error
 	}); err != nil {
 		return s.listError(err)
 	}
-	defer it.Close()
+	defer func() {
+		// The iterator lives in the IOContext: after Close it is gone
+		// with it.
+		if s.c.enter() == nil {
+			it.Close()
+			s.c.leave()
+		}
+	}()
 	for {
 		var name string
 		var more bool

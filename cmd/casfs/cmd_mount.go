@@ -117,7 +117,9 @@ func runMount(ctx context.Context, args []string) error {
 		unmountWithRetry(server.Unmount, mnt, done)
 	}
 	// Anything written between the last commit and the unmount.
-	if err := fsys.Shutdown(context.Background()); err != nil {
+	err = fsys.Shutdown(context.Background())
+	fsys.Close() // before the deferred repo.Close
+	if err != nil {
 		return fmt.Errorf("committing open files: %w", err)
 	}
 	return nil
