@@ -38,6 +38,10 @@ func Plain(fetch func(context.Context) ([]byte, error)) Fetch {
 // window instead of the cache growing to its bound with fresh memory (on the
 // machines casfs is benchmarked on, first-touch page faults made a cold
 // 2 GiB read through a 1 GiB cache cost 3× the CPU of one through 64 MiB).
+// Scan uses that window too, for the first pass of a sequential reader over
+// a file the cache could hold; the window's recently evicted chunks are
+// remembered (ghosts, IDs only), and a second pass caches them in the main
+// LRU, as 2Q does.
 //
 // Chunk memory is reused: the buffer of an evicted chunk goes back to the
 // cache's pool for the next fetch, once nobody holds the chunk. So every
@@ -53,6 +57,10 @@ type Cache struct {
 	// together with lru at most max.
 	stream                *simplelru.LRU[chunkstore.ID, *entry]
 	streamSize, streamMax int64
+	// ghosts remembers, without their bytes, the chunks the stream window
+	// let go of lately, so that a Scan of one of them (a second pass over
+	// a file) caches it in the main LRU (see AcquireScan).
+	ghosts *simplelru.LRU[chunkstore.ID, struct{}]
 	// inflight holds the fetch under way for each chunk being fetched:
 	// an Acquire of such a chunk waits for it, a Prefetch of it does
 	// nothing.
@@ -129,7 +137,7 @@ type call struct {
 	err      error
 	waiters  int  // Acquires waiting for the result
 	prefetch bool // started by Prefetch or Stream: counts in prefetching
-	stream   bool // started by Stream: cached in the stream LRU
+	stream   bool // cached in the stream LRU (Stream, or Scan of a new chunk)
 	removed  bool // Remove came while in flight: do not cache the result
 }
 
@@ -148,14 +156,24 @@ func New(maxBytes int64) *Cache {
 	c.streamMax = min(maxBytes/2, max(maxBytes/16, 64<<20))
 	// The entry counts are unbounded here; the byte bounds are enforced
 	// in run.
-	c.lru = newLRU(func(e *entry) { c.size -= e.cost() })
-	c.stream = newLRU(func(e *entry) { c.streamSize -= e.cost() })
+	c.lru = newLRU(func(_ chunkstore.ID, e *entry) { c.size -= e.cost() })
+	c.stream = newLRU(func(id chunkstore.ID, e *entry) {
+		c.streamSize -= e.cost()
+		c.ghosts.Add(id, struct{}{})
+	})
+	// A ghost costs ~150 bytes; one per 128 KiB of cache remembers more
+	// chunks than the cache holds at the chunkers' usual sizes.
+	ghosts, err := simplelru.NewLRU[chunkstore.ID, struct{}](int(max(1024, maxBytes>>17)), nil)
+	if err != nil {
+		panic(err) // only for a non-positive size
+	}
+	c.ghosts = ghosts
 	return c
 }
 
-func newLRU(evicted func(*entry)) *simplelru.LRU[chunkstore.ID, *entry] {
-	lru, err := simplelru.NewLRU[chunkstore.ID, *entry](1<<31-1, func(_ chunkstore.ID, e *entry) {
-		evicted(e)
+func newLRU(evicted func(chunkstore.ID, *entry)) *simplelru.LRU[chunkstore.ID, *entry] {
+	lru, err := simplelru.NewLRU[chunkstore.ID, *entry](1<<31-1, func(id chunkstore.ID, e *entry) {
+		evicted(id, e)
 		e.release()
 	})
 	if err != nil {
@@ -197,16 +215,54 @@ func (c *Cache) SetPrefetchLimit(n int) {
 // says a done ctx stops every method, and a select between a finished
 // fetch and a done ctx would otherwise pick either at random.
 func (c *Cache) Acquire(ctx context.Context, id chunkstore.ID, fetch Fetch) (Ref, error) {
-	return c.acquire(ctx, id, fetch, false)
+	return c.acquire(ctx, id, fetch, placeMain)
 }
 
 // AcquireStream is Acquire for a sequential reader of more than the cache
 // holds: a chunk it has to fetch goes into the stream window, as Stream's.
 func (c *Cache) AcquireStream(ctx context.Context, id chunkstore.ID, fetch Fetch) (Ref, error) {
-	return c.acquire(ctx, id, fetch, true)
+	return c.acquire(ctx, id, fetch, placeStream)
 }
 
-func (c *Cache) acquire(ctx context.Context, id chunkstore.ID, fetch Fetch, stream bool) (Ref, error) {
+// AcquireScan is Acquire for a sequential reader of a file that the cache
+// could hold, but that may well be read only once (a copy, a checksum, a
+// backup): a chunk it has to fetch goes into the stream window, as
+// AcquireStream's, unless the window let go of it lately, which means the
+// file is being read again: then it is cached in the main LRU.
+//
+// The first pass of such a reader thus reuses the window's memory instead
+// of filling the cache with fresh memory, which costs more than the read
+// itself on machines whose memory is handed out lazily (virtual machines
+// whose free pages go back to the host; see docs/BENCHMARKS.md), and
+// leaves what other readers cached alone; the kernel's page cache keeps
+// what the reader read. A second pass costs one more fetch per chunk and
+// caches the file for the passes after it.
+func (c *Cache) AcquireScan(ctx context.Context, id chunkstore.ID, fetch Fetch) (Ref, error) {
+	return c.acquire(ctx, id, fetch, placeScan)
+}
+
+// place says where a fetched chunk is cached.
+type place int
+
+const (
+	placeMain   place = iota // the main LRU
+	placeStream              // the stream window
+	placeScan                // the window, or the main LRU for a ghost
+)
+
+// inWindowLocked reports whether a chunk fetched for p goes into the stream
+// window, and forgets id's ghost if it is promoted. c.mu must be held.
+func (c *Cache) inWindowLocked(id chunkstore.ID, p place) bool {
+	switch p {
+	case placeStream:
+		return true
+	case placeScan:
+		return !c.ghosts.Remove(id)
+	}
+	return false
+}
+
+func (c *Cache) acquire(ctx context.Context, id chunkstore.ID, fetch Fetch, p place) (Ref, error) {
 	if err := ctx.Err(); err != nil {
 		return Ref{}, err
 	}
@@ -225,7 +281,7 @@ func (c *Cache) acquire(ctx context.Context, id chunkstore.ID, fetch Fetch, stre
 			return Ref{}, ErrClosed
 		}
 		cl = c.startLocked(id, false)
-		cl.stream = stream
+		cl.stream = c.inWindowLocked(id, p)
 	}
 	cl.waiters++
 	c.mu.Unlock()
@@ -273,26 +329,34 @@ func (c *Cache) Get(ctx context.Context, id chunkstore.ID, fetch Fetch) ([]byte,
 // flight. It reports whether it started a fetch. Errors are not kept: a
 // later Acquire fetches again and sees them.
 func (c *Cache) Prefetch(id chunkstore.ID, fetch Fetch) bool {
-	return c.prefetch(id, fetch, false)
+	return c.prefetch(id, fetch, placeMain)
 }
 
 // Stream is Prefetch for a sequential reader of more than the cache holds:
 // the chunk is cached in the stream window (see Cache), not the main LRU.
 func (c *Cache) Stream(id chunkstore.ID, fetch Fetch) bool {
-	return c.prefetch(id, fetch, true)
+	return c.prefetch(id, fetch, placeStream)
+}
+
+// Scan is Prefetch for the reader AcquireScan describes.
+func (c *Cache) Scan(id chunkstore.ID, fetch Fetch) bool {
+	return c.prefetch(id, fetch, placeScan)
 }
 
 // Max is the most chunk data the cache holds.
 func (c *Cache) Max() int64 { return c.max }
 
-func (c *Cache) prefetch(id chunkstore.ID, fetch Fetch, stream bool) bool {
+// StreamMax is the most chunk data the stream window holds.
+func (c *Cache) StreamMax() int64 { return c.streamMax }
+
+func (c *Cache) prefetch(id chunkstore.ID, fetch Fetch, p place) bool {
 	c.mu.Lock()
 	if c.closed || c.containsLocked(id) || c.inflight[id] != nil || c.prefetching >= c.prefetchMax {
 		c.mu.Unlock()
 		return false
 	}
 	cl := c.startLocked(id, true)
-	cl.stream = stream
+	cl.stream = c.inWindowLocked(id, p)
 	c.mu.Unlock()
 	go c.run(context.Background(), id, cl, fetch)
 	return true
@@ -390,6 +454,7 @@ func (c *Cache) Remove(id chunkstore.ID) {
 	c.mu.Lock()
 	c.lru.Remove(id)
 	c.stream.Remove(id)
+	c.ghosts.Remove(id)
 	if cl := c.inflight[id]; cl != nil {
 		cl.removed = true
 	}

@@ -494,3 +494,68 @@ func TestCloseWaitsForFetches(t *testing.T) {
 		t.Errorf("Get of a cached chunk after Close: %q, %v", got, err)
 	}
 }
+
+// TestScanCachesTheSecondPass: AcquireScan keeps the first pass over a
+// file in the stream window (so it neither grows the cache past the window
+// nor evicts chunks other readers fetched), and the second pass caches the
+// chunks the window let go of in the main LRU: the third pass fetches
+// nothing.
+func TestScanCachesTheSecondPass(t *testing.T) {
+	const max, size, n = 4 << 20, 64 << 10, 48 // window 2 MiB; the file 3 MiB
+	c := cache.New(max)
+	if w := c.StreamMax(); w != max/2 {
+		t.Fatalf("StreamMax = %d; the test assumes %d", w, max/2)
+	}
+	var fetches atomic.Int32
+	get := func(id chunkstore.ID, d []byte, acquire func(context.Context, chunkstore.ID, cache.Fetch) (cache.Ref, error)) {
+		t.Helper()
+		r, err := acquire(context.Background(), id, cache.Plain(func(context.Context) ([]byte, error) {
+			fetches.Add(1)
+			return d, nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(r.Bytes(), d) {
+			t.Fatal("wrong bytes")
+		}
+		r.Release()
+	}
+	var other []chunkstore.ID
+	for i := range 16 { // 1 MiB another reader fetched
+		d, id := chunk(size, byte(200+i))
+		get(id, d, c.Acquire)
+		other = append(other, id)
+	}
+	var ids []chunkstore.ID
+	var data [][]byte
+	for i := range n {
+		d, id := chunk(size, byte(i))
+		ids, data = append(ids, id), append(data, d)
+	}
+	pass := func() int32 {
+		fetches.Store(0)
+		for i, id := range ids {
+			get(id, data[i], c.AcquireScan)
+		}
+		return fetches.Load()
+	}
+	if got := pass(); got != n {
+		t.Fatalf("first pass fetched %d chunks; want %d", got, n)
+	}
+	if got, want := c.Size(), int64(16*size+max/2); got > want {
+		t.Errorf("after the first pass the cache holds %d bytes; want at most %d (the other reader's and the window)", got, want)
+	}
+	for i, id := range other {
+		if !c.Contains(id) {
+			t.Errorf("the other reader's chunk %d was evicted by the first pass", i)
+		}
+	}
+	evicted := n - max/2/size
+	if got := pass(); got != int32(evicted) {
+		t.Errorf("second pass fetched %d chunks; want the %d the window let go of", got, evicted)
+	}
+	if got := pass(); got != 0 {
+		t.Errorf("third pass fetched %d chunks; want 0", got)
+	}
+}

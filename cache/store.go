@@ -45,6 +45,12 @@ func (s *Store) AcquireStream(ctx context.Context, id chunkstore.ID) (Ref, error
 	return s.Cache.AcquireStream(ctx, id, s.fetch(id))
 }
 
+// AcquireScan is Acquire for a sequential first pass (see
+// Cache.AcquireScan).
+func (s *Store) AcquireScan(ctx context.Context, id chunkstore.ID) (Ref, error) {
+	return s.Cache.AcquireScan(ctx, id, s.fetch(id))
+}
+
 // Get returns a copy of chunk id.
 func (s *Store) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 	return s.Cache.Get(ctx, id, s.fetch(id))
@@ -59,6 +65,11 @@ func (s *Store) Prefetch(id chunkstore.ID) bool {
 // Stream is Prefetch into the cache's stream window (see Cache.Stream).
 func (s *Store) Stream(id chunkstore.ID) bool {
 	return s.Cache.Stream(id, s.fetch(id))
+}
+
+// Scan is Prefetch for a sequential first pass (see Cache.Scan).
+func (s *Store) Scan(id chunkstore.ID) bool {
+	return s.Cache.Scan(id, s.fetch(id))
 }
 
 // Delete drops id from the store and the cache: after a Delete, Get must

@@ -13,7 +13,10 @@
 // chunks that follow. A read is answered with the cached chunks' own bytes
 // (one writev, no copy in casfs), held by the reply until go-fuse has
 // written it: the cache reuses the memory of evicted chunks, and only a
-// chunk nobody holds gives its buffer back.
+// chunk nobody holds gives its buffer back. A sequential reader of a file
+// larger than the cache's stream window reads it through that window, the
+// first time for a file the cache could hold and every time for one it
+// could not (see FS.cacheMode and cache.Cache).
 //
 // Writes go to a staging file per open file, in the staging directory. The
 // first handle opened for writing creates it (filled with HEAD unless

@@ -157,20 +157,45 @@ func (f *FS) loadRecipe(ctx context.Context, id chunkstore.ID) (*recipe.Recipe, 
 // read costs no copy in casfs.
 func (f *FS) readRecipe(ctx context.Context, rec *recipe.Recipe, dest []byte, off int64, seq bool, what string) (fuse.ReadResult, syscall.Errno) {
 	r := readResults.Get().(*readResult)
-	// A sequential reader of a file larger than the cache streams it: its
-	// chunks could not all stay cached for a second pass anyway, and would
-	// only push out what other readers use (see cache.Cache).
-	stream := seq && rec.Size > f.cache.Cache.Max()
-	vecs, n, err := rec.Slices(ctx, off, len(dest), f.fetchInto(r, stream), r.vecs)
+	mode := f.cacheMode(rec, seq)
+	vecs, n, err := rec.Slices(ctx, off, len(dest), f.fetchInto(r, mode), r.vecs)
 	r.vecs, r.size = vecs, n
 	if err != nil && !errors.Is(err, io.EOF) {
 		r.Done()
 		return nil, toErrno(err, "read", "file", what, "offset", off)
 	}
 	if seq && f.opts.ReadAhead > 0 {
-		f.prefetch(rec, off+int64(n), stream)
+		f.prefetch(rec, off+int64(n), mode)
 	}
 	return r, 0
+}
+
+// cacheMode is where in the chunk cache a read of rec puts what it fetches.
+type cacheMode int
+
+const (
+	cacheKeep   cacheMode = iota // the main LRU: Acquire, Prefetch
+	cacheStream                  // the stream window: AcquireStream, Stream
+	cacheScan                    // the window on a first pass: AcquireScan, Scan
+)
+
+// cacheMode picks it. A sequential reader of a file larger than the cache
+// streams it: its chunks could not all stay cached for a second pass
+// anyway, and would only push out what other readers use. One of a smaller
+// file that is still more than the stream window scans it: the first pass
+// (a cp, a checksum) goes through the window, a second caches the file.
+// Everything else, random readers and small files, is kept. See
+// cache.Cache.
+func (f *FS) cacheMode(rec *recipe.Recipe, seq bool) cacheMode {
+	switch c := f.cache.Cache; {
+	case !seq:
+		return cacheKeep
+	case rec.Size > c.Max():
+		return cacheStream
+	case rec.Size > c.StreamMax():
+		return cacheScan
+	}
+	return cacheKeep
 }
 
 // prefetch starts fetching the chunks of the ReadAhead extents from off on
@@ -178,11 +203,14 @@ func (f *FS) readRecipe(ctx context.Context, rec *recipe.Recipe, dest []byte, of
 // so the window slides with the reader: usually only the one or two chunks
 // that just entered the window start, and a window the store could not
 // take at once (the prefetch limit) fills as earlier fetches finish.
-// With stream, into the cache's stream window (cache.Store.Stream).
-func (f *FS) prefetch(rec *recipe.Recipe, off int64, stream bool) {
+// They go where mode says.
+func (f *FS) prefetch(rec *recipe.Recipe, off int64, mode cacheMode) {
 	start := f.cache.Prefetch
-	if stream {
+	switch mode {
+	case cacheStream:
 		start = f.cache.Stream
+	case cacheScan:
+		start = f.cache.Scan
 	}
 	ahead := rec.ExtentsInRange(off, rec.Size-off)
 	for i, e := range ahead {

@@ -56,10 +56,13 @@ func (r *readResult) Done() {
 
 // fetchInto returns a recipe.Fetch that acquires chunks from the cache and
 // keeps their refs in r.
-func (f *FS) fetchInto(r *readResult, stream bool) func(context.Context, chunkstore.ID) ([]byte, error) {
+func (f *FS) fetchInto(r *readResult, mode cacheMode) func(context.Context, chunkstore.ID) ([]byte, error) {
 	acquire := f.cache.Acquire
-	if stream {
+	switch mode {
+	case cacheStream:
 		acquire = f.cache.AcquireStream
+	case cacheScan:
+		acquire = f.cache.AcquireScan
 	}
 	return func(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 		ref, err := acquire(ctx, id)

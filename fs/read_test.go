@@ -108,3 +108,43 @@ func TestLargeFileStreamsPastCache(t *testing.T) {
 		t.Errorf("cache holds %d bytes: more than the small file and the stream window", s)
 	}
 }
+
+// TestMidSizeFileScans: a sequential reader of a file the cache could hold
+// but its stream window cannot reads it through the window the first time
+// (the cache grows no larger than the window), and a second read caches it:
+// the third misses nothing.
+func TestMidSizeFileScans(t *testing.T) {
+	m := mountChunked(t, chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 64 << 10, Avg: 256 << 10, Max: 1 << 20},
+		func(o *Options) { o.CacheBytes = 16 << 20; o.ReadAhead = 4 })
+	c := m.fs.cache.Cache
+	if w := c.StreamMax(); w != 8<<20 {
+		t.Fatalf("stream window %d; the test assumes 8 MiB", w)
+	}
+	mid := randBytes(12<<20, 33)
+	mustWrite(t, m.path("mid"), mid)
+	read := func() int64 {
+		t.Helper()
+		_, m0 := c.Stats()
+		f, err := os.OpenFile(m.path("mid"), os.O_RDONLY|syscall.O_DIRECT, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		got, err := io.ReadAll(f)
+		if err != nil || !bytes.Equal(got, mid) {
+			t.Fatalf("read %d bytes, %v; differs", len(got), err)
+		}
+		_, m1 := c.Stats()
+		return m1 - m0
+	}
+	read()
+	if s := c.Size(); s > 8<<20+1<<20 {
+		t.Errorf("after the first read the cache holds %d bytes: more than the stream window", s)
+	}
+	if n := read(); n == 0 {
+		t.Error("second read missed nothing: the first one filled the main cache")
+	}
+	if n := read(); n != 0 {
+		t.Errorf("third read missed the cache %d times: the second one did not cache the file", n)
+	}
+}
