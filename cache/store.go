@@ -27,9 +27,13 @@ func Wrap(inner chunkstore.Store, maxBytes int64) *Store {
 }
 
 // fetch reads id from the inner store, into the cache's buffers if it can.
-func (s *Store) fetch(id chunkstore.ID) Fetch {
+func (s *Store) fetch(id chunkstore.ID) Fetch { return s.fetchSized(id, 0) }
+
+// fetchSized is fetch for a chunk of size plain bytes, passed on to the
+// store as a hint (chunkstore.WithSizeHint); 0 for unknown.
+func (s *Store) fetchSized(id chunkstore.ID, size int64) Fetch {
 	return func(ctx context.Context, bufs chunkstore.Buffers) ([]byte, []byte, error) {
-		return chunkstore.GetBuffered(ctx, s.Store, id, bufs)
+		return chunkstore.GetBuffered(ctx, s.Store, id, chunkstore.WithSizeHint(bufs, int(size)))
 	}
 }
 
@@ -58,18 +62,21 @@ func (s *Store) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 
 // Prefetch starts fetching id into the cache unless it is cached, being
 // fetched, or the prefetch limit is reached; it reports whether it did.
-func (s *Store) Prefetch(id chunkstore.ID) bool {
-	return s.Cache.Prefetch(id, s.fetch(id))
+// size is the chunk's plain size if the caller knows it (a recipe's
+// extent does), else 0: with it, a store like RADOS reads the chunk
+// without a copy.
+func (s *Store) Prefetch(id chunkstore.ID, size int64) bool {
+	return s.Cache.Prefetch(id, s.fetchSized(id, size))
 }
 
 // Stream is Prefetch into the cache's stream window (see Cache.Stream).
-func (s *Store) Stream(id chunkstore.ID) bool {
-	return s.Cache.Stream(id, s.fetch(id))
+func (s *Store) Stream(id chunkstore.ID, size int64) bool {
+	return s.Cache.Stream(id, s.fetchSized(id, size))
 }
 
 // Scan is Prefetch for a sequential first pass (see Cache.Scan).
-func (s *Store) Scan(id chunkstore.ID) bool {
-	return s.Cache.Scan(id, s.fetch(id))
+func (s *Store) Scan(id chunkstore.ID, size int64) bool {
+	return s.Cache.Scan(id, s.fetchSized(id, size))
 }
 
 // Delete drops id from the store and the cache: after a Delete, Get must

@@ -37,3 +37,32 @@ func GetBuffered(ctx context.Context, s Store, id ID, bufs Buffers) (data, buf [
 	data, err = s.Get(ctx, id)
 	return data, nil, err
 }
+
+// WithSizeHint returns bufs carrying a hint for the store: the stored form
+// of the chunk about to be read is at most size bytes. A store that cannot
+// learn an object's size without asking for it (RADOS) reads straight into
+// one buffer of that size, instead of into a buffer of the largest chunk's
+// size and then copying. A hint that proves too small costs only the
+// fallback; it is never trusted for correctness.
+func WithSizeHint(bufs Buffers, size int) Buffers {
+	if bufs == nil || size <= 0 {
+		return bufs
+	}
+	if h, ok := bufs.(hinted); ok {
+		bufs = h.Buffers
+	}
+	return hinted{bufs, size}
+}
+
+// SizeHint returns the hint WithSizeHint put in bufs, 0 if none.
+func SizeHint(bufs Buffers) int {
+	if h, ok := bufs.(hinted); ok {
+		return h.size
+	}
+	return 0
+}
+
+type hinted struct {
+	Buffers
+	size int
+}

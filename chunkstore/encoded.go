@@ -216,13 +216,20 @@ var _ BufferedGetter = (*encoded)(nil)
 
 // GetBuffered is Get with the stored bytes read into memory from bufs (when
 // the inner store can) and a compressed chunk decompressed into another such
-// buffer. A raw chunk's plain bytes are its stored bytes after the header:
+// buffer. A size hint in bufs (WithSizeHint) is the chunk's plain size, and
+// is passed on as the bound of its stored size. A raw chunk's plain bytes are its stored bytes after the header:
 // they are returned in place, so reading one costs no copy in this layer.
 func (e *encoded) GetBuffered(ctx context.Context, id ID, bufs Buffers) (data, buf []byte, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	b, stored, err := GetBuffered(ctx, e.Store, id, bufs)
+	inner := bufs
+	if h := SizeHint(bufs); h > 0 {
+		// The hint is the plain size; Put stores at most the header
+		// more (it compresses only when that makes the chunk smaller).
+		inner = WithSizeHint(bufs, h+maxHeaderSize)
+	}
+	b, stored, err := GetBuffered(ctx, e.Store, id, inner)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,6 +3,7 @@ package chunkstore_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -304,4 +305,58 @@ func TestEncodedZstdLongerThanHeaderIntoSlack(t *testing.T) {
 	if got != nil || buf != nil {
 		t.Errorf("GetBuffered of a corrupt chunk returned %d bytes", len(got))
 	}
+}
+
+// hintRecorder is a store that records the size hint its GetBuffered gets.
+type hintRecorder struct {
+	chunkstore.Store
+	hint int
+}
+
+func (h *hintRecorder) GetBuffered(ctx context.Context, id chunkstore.ID, bufs chunkstore.Buffers) ([]byte, []byte, error) {
+	h.hint = chunkstore.SizeHint(bufs)
+	b, err := h.Store.Get(ctx, id)
+	return b, nil, err
+}
+
+// Encoded passes a plain-size hint on as the bound of the stored size:
+// the plain size plus the largest header, which raw (incompressible) chunks
+// reach and compressed ones stay under.
+func TestEncodedPassesSizeHint(t *testing.T) {
+	ctx := context.Background()
+	rec := &hintRecorder{Store: mem.New()}
+	s, err := chunkstore.NewEncoded(rec, chunkstore.HashBLAKE3, "zstd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := make([]byte, 100<<10)
+	rand.Read(random)
+	id := chunkstore.HashBLAKE3.Sum(random)
+	if err := s.Put(ctx, id, random); err != nil {
+		t.Fatal(err)
+	}
+	st, err := rec.Store.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := chunkstoretest.NewLender(t)
+	data, buf, err := chunkstore.GetBuffered(ctx, s, id, chunkstore.WithSizeHint(l, len(random)))
+	if err != nil || !bytes.Equal(data, random) {
+		t.Fatalf("GetBuffered: %d bytes, %v", len(data), err)
+	}
+	if buf != nil {
+		l.Put(buf)
+	}
+	l.Check()
+	if rec.hint < len(st) || rec.hint > len(random)+2+binary.MaxVarintLen64 {
+		t.Errorf("inner store got size hint %d for a %d-byte chunk stored in %d bytes", rec.hint, len(random), len(st))
+	}
+	_, buf, err = chunkstore.GetBuffered(ctx, s, id, l)
+	if err != nil || rec.hint != 0 {
+		t.Errorf("without a hint the inner store got hint %d (%v)", rec.hint, err)
+	}
+	if buf != nil {
+		l.Put(buf)
+	}
+	l.Check()
 }

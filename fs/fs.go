@@ -217,7 +217,7 @@ func (f *FS) prefetch(rec *recipe.Recipe, off int64, mode cacheMode) {
 		if i >= f.opts.ReadAhead {
 			break
 		}
-		start(e.ID)
+		start(e.ID, e.Size)
 	}
 }
 

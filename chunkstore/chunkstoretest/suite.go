@@ -161,21 +161,25 @@ func mustGet(t *testing.T, s chunkstore.Store, c chunk) {
 	if _, ok := s.(chunkstore.BufferedGetter); !ok {
 		return
 	}
-	l := NewLender(t)
-	data, buf, err := chunkstore.GetBuffered(context.Background(), s, c.id, l)
-	if err != nil {
-		t.Fatalf("GetBuffered %s: %v", c.id.Str(), err)
-	}
-	if !bytes.Equal(data, c.data) {
-		t.Fatalf("GetBuffered %s: got %d bytes that differ from the %d put", c.id.Str(), len(data), len(c.data))
-	}
-	if buf != nil {
-		if len(data) > 0 && !within(data, buf) {
-			t.Errorf("GetBuffered %s: the data is not in the buffer returned with it", c.id.Str())
+	// No size hint, the right one, one too small (a store must not trust
+	// it) and one too large.
+	for _, hint := range []int{0, len(c.data), len(c.data) / 2, 2*len(c.data) + 64} {
+		l := NewLender(t)
+		data, buf, err := chunkstore.GetBuffered(context.Background(), s, c.id, chunkstore.WithSizeHint(l, hint))
+		if err != nil {
+			t.Fatalf("GetBuffered %s, size hint %d: %v", c.id.Str(), hint, err)
 		}
-		l.Put(buf)
+		if !bytes.Equal(data, c.data) {
+			t.Fatalf("GetBuffered %s, size hint %d: got %d bytes that differ from the %d put", c.id.Str(), hint, len(data), len(c.data))
+		}
+		if buf != nil {
+			if len(data) > 0 && !within(data, buf) {
+				t.Errorf("GetBuffered %s, size hint %d: the data is not in the buffer returned with it", c.id.Str(), hint)
+			}
+			l.Put(buf)
+		}
+		l.Check()
 	}
-	l.Check()
 }
 
 // within reports whether the bytes of a lie in b's array.

@@ -155,7 +155,9 @@ func readObject(io *librados.IOContext, oid string) ([]byte, error) {
 }
 
 // readObjectInto is readObject with the result in a buffer from bufs (if
-// not nil), which it returns as buf; nothing is lent on an error.
+// not nil), which it returns as buf; nothing is lent on an error. With a
+// size hint in bufs (chunkstore.WithSizeHint) it reads into that buffer
+// directly, saving a copy of the object.
 func readObjectInto(io *librados.IOContext, oid string, bufs chunkstore.Buffers) (data, buf []byte, err error) {
 	alloc := func(n int) []byte {
 		if bufs == nil {
@@ -163,6 +165,20 @@ func readObjectInto(io *librados.IOContext, oid string, bufs chunkstore.Buffers)
 		}
 		buf = bufs.Get(n)
 		return buf
+	}
+	if h := chunkstore.SizeHint(bufs); h > 0 && h < readBufSize {
+		// Straight into the caller's buffer: one byte more than the
+		// hint, so a short read proves that it is the whole object.
+		b := bufs.Get(h + 1)
+		n, err := io.Read(oid, b, 0)
+		if err != nil {
+			bufs.Put(b)
+			return nil, nil, err
+		}
+		if n < len(b) {
+			return b[:n], b, nil
+		}
+		bufs.Put(b) // larger than the hint said: read it as if unhinted
 	}
 	bp := readBufs.Get().(*[]byte)
 	n, err := io.Read(oid, *bp, 0)

@@ -3,6 +3,7 @@
 package rados
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -561,4 +562,49 @@ func TestCloseUnderLoad(t *testing.T) {
 	}
 	s.Close()
 	wg.Wait()
+}
+
+// sizes records the sizes Get is asked for.
+type sizes struct {
+	chunkstore.Buffers
+	got []int
+}
+
+func (s *sizes) Get(n int) []byte { s.got = append(s.got, n); return s.Buffers.Get(n) }
+
+// TestGetBufferedHintReadsInPlace: with a size hint, a chunk is read
+// straight into one buffer from the lender (no read into the store's own
+// buffer and copy); a hint that is too small still gives the whole chunk.
+func TestGetBufferedHintReadsInPlace(t *testing.T) {
+	opts := clusterOptions(t)
+	initStore(t, opts, chunkstore.DefaultConfig())
+	s := mustOpen(t, opts)
+	defer s.Close()
+	ctx := context.Background()
+	data := make([]byte, 300<<10)
+	_, _ = rand.Read(data)
+	id := chunkstore.HashBLAKE3.Sum(data)
+	if err := s.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		hint int
+		want []int // the sizes asked of the lender
+	}{
+		{len(data), []int{len(data) + 1}},
+		{len(data) + 100, []int{len(data) + 101}},
+		{len(data) - 1, []int{len(data), len(data)}}, // too small: read again, unhinted
+	} {
+		l := chunkstoretest.NewLender(t)
+		rec := &sizes{Buffers: l}
+		got, buf, err := s.GetBuffered(ctx, id, chunkstore.WithSizeHint(rec, tc.hint))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("hint %d: %d bytes, %v", tc.hint, len(got), err)
+		}
+		if fmt.Sprint(rec.got) != fmt.Sprint(tc.want) {
+			t.Errorf("hint %d: lender asked for %v; want %v", tc.hint, rec.got, tc.want)
+		}
+		l.Put(buf)
+		l.Check()
+	}
 }
