@@ -14,6 +14,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/casfs/casfs/cache"
 	"github.com/casfs/casfs/chunkstore"
@@ -66,6 +67,15 @@ type FS struct {
 	aheadMerged atomic.Int64
 	aheadHook   func(base, end int64)
 
+	// noXattr remembers for a second which extended attributes of which
+	// inodes are absent. The kernel asks for security.capability before
+	// every write (to drop file capabilities), and on a rados:// store
+	// each ask is a round trip to an OSD that the write waits for: 1 MiB
+	// writes ran at a third of the pool's speed. A second is the mount's
+	// attribute timeout too, so another mount's setcap shows as late as a
+	// chmod would; this mount's Setxattr forgets the entry at once.
+	noXattr *expirable.LRU[xattrKey, struct{}]
+
 	// bg counts the goroutines that outlive the request that started them
 	// (rounds of storing ahead), for Close.
 	bg sync.WaitGroup
@@ -102,7 +112,15 @@ func New(repo *versions.Repo, opts Options) (*FS, error) {
 		cache: cache.Wrap(repo.Chunks(), opts.CacheBytes),
 		opts:  opts,
 		open:  map[*fileNode]struct{}{},
+		// 4096 entries: the files being written at once, and then some.
+		noXattr: expirable.NewLRU[xattrKey, struct{}](4096, nil, time.Second),
 	}, nil
+}
+
+// xattrKey names one extended attribute of one inode.
+type xattrKey struct {
+	ino  versions.Ino
+	name string
 }
 
 // Root returns the root directory node.

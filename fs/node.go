@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -66,7 +67,14 @@ func (n *node) setMeta(ctx context.Context, in *fuse.SetAttrIn) (versions.Attr, 
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	ctx = uninterruptible(ctx)
+	key := xattrKey{n.ino, attr}
+	if n.fs.noXattr.Contains(key) {
+		return 0, syscall.ENODATA
+	}
 	v, err := n.fs.cat.GetXattr(ctx, n.ino, attr)
+	if errors.Is(err, versions.ErrNoAttr) {
+		n.fs.noXattr.Add(key, struct{}{})
+	}
 	if err != nil {
 		return 0, toErrno(err, "getxattr", "path", n.path())
 	}
@@ -86,7 +94,9 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 		// they fall back to chmod, as on a filesystem without ACLs.
 		return syscall.EOPNOTSUPP
 	}
-	return toErrno(n.fs.cat.SetXattr(ctx, n.ino, attr, data, int(flags)), "setxattr", "path", n.path())
+	err := n.fs.cat.SetXattr(ctx, n.ino, attr, data, int(flags))
+	n.fs.noXattr.Remove(xattrKey{n.ino, attr})
+	return toErrno(err, "setxattr", "path", n.path())
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {

@@ -196,3 +196,53 @@ func TestNodeLateReleaseAfterTruncate(t *testing.T) {
 		t.Fatalf("versions %+v, want sizes 5 and 6 only", vs)
 	}
 }
+
+// xattrCounter counts the catalog's GetXattr calls.
+type xattrCounter struct {
+	versions.Catalog
+	gets int
+}
+
+func (c *xattrCounter) GetXattr(ctx context.Context, ino versions.Ino, name string) ([]byte, error) {
+	c.gets++
+	return c.Catalog.GetXattr(ctx, ino, name)
+}
+
+// The kernel asks for security.capability before every write. An absent
+// attribute is remembered for a second, so a stream of writes asks the
+// catalog (an OSD round trip on RADOS) once, not once per write; a
+// Setxattr on this mount shows at once.
+func TestAbsentXattrRemembered(t *testing.T) {
+	ctx := context.Background()
+	f, root := newNodeFS(t)
+	cnt := &xattrCounter{Catalog: f.cat}
+	f.cat = cnt
+	var out fuse.EntryOut
+	ch, _, _, errno := root.Create(ctx, "f", syscall.O_RDWR, 0o644, &out)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	n := ch.Operations().(*fileNode)
+	const capName = "security.capability"
+	for range 100 {
+		if _, errno := n.Getxattr(ctx, capName, make([]byte, 64)); errno != syscall.ENODATA {
+			t.Fatalf("getxattr of an absent attribute: %v; want ENODATA", errno)
+		}
+	}
+	if cnt.gets != 1 {
+		t.Errorf("100 getxattrs of an absent attribute asked the catalog %d times; want 1", cnt.gets)
+	}
+	if errno := n.Setxattr(ctx, capName, []byte("cap"), 0); errno != 0 {
+		t.Fatal(errno)
+	}
+	buf := make([]byte, 64)
+	if sz, errno := n.Getxattr(ctx, capName, buf); errno != 0 || string(buf[:sz]) != "cap" {
+		t.Fatalf("getxattr right after setxattr: %q, %v", buf[:sz], errno)
+	}
+	if errno := n.Removexattr(ctx, capName); errno != 0 {
+		t.Fatal(errno)
+	}
+	if _, errno := n.Getxattr(ctx, capName, buf); errno != syscall.ENODATA {
+		t.Fatalf("getxattr after removexattr: %v; want ENODATA", errno)
+	}
+}
