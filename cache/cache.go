@@ -68,8 +68,9 @@ type Cache struct {
 	// prefetching counts the inflight calls Prefetch started; at
 	// prefetchMax, Prefetch starts no more.
 	prefetching, prefetchMax int
-	// Hits and Misses count lookups, for tests and stats.
-	hits, misses int64
+	// Hits and Misses count lookups, fetches the fetches started, for
+	// tests and stats.
+	hits, misses, fetches int64
 	// runs counts the fetches under way, which Close waits for; closed
 	// (by Close) refuses new ones. Both change under mu.
 	runs   sync.WaitGroup
@@ -366,6 +367,7 @@ func (c *Cache) prefetch(id chunkstore.ID, fetch Fetch, p place) bool {
 func (c *Cache) startLocked(id chunkstore.ID, prefetch bool) *call {
 	cl := &call{done: make(chan struct{}), prefetch: prefetch}
 	c.inflight[id] = cl
+	c.fetches++
 	c.runs.Add(1)
 	if prefetch {
 		c.prefetching++
@@ -466,6 +468,14 @@ func (c *Cache) Size() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.size + c.streamSize
+}
+
+// Fetches returns how many fetches the cache has started: a chunk evicted
+// and read again counts twice, a miss that joined a fetch under way not.
+func (c *Cache) Fetches() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fetches
 }
 
 // Stats returns the hit and miss counts so far.

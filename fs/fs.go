@@ -222,17 +222,24 @@ func (f *FS) cacheMode(rec *recipe.Recipe, seq bool) cacheMode {
 // that just entered the window start, and a window the store could not
 // take at once (the prefetch limit) fills as earlier fetches finish.
 // They go where mode says.
+//
+// It also stops at half the room the chunks have where they go (the
+// stream window, or the cache): with chunks large for the cache (4 MiB
+// chunks through the 64 MiB window, say), sixteen of them would fill it,
+// and chunks fetched ahead would push out the ones the reader is about to
+// read, each then fetched twice.
 func (f *FS) prefetch(rec *recipe.Recipe, off int64, mode cacheMode) {
 	start := f.cache.Prefetch
+	room := f.cache.Cache.Max()
 	switch mode {
 	case cacheStream:
-		start = f.cache.Stream
+		start, room = f.cache.Stream, f.cache.Cache.StreamMax()
 	case cacheScan:
-		start = f.cache.Scan
+		start, room = f.cache.Scan, f.cache.Cache.StreamMax()
 	}
-	ahead := rec.ExtentsInRange(off, rec.Size-off)
-	for i, e := range ahead {
-		if i >= f.opts.ReadAhead {
+	var bytes int64
+	for i, e := range rec.ExtentsInRange(off, rec.Size-off) {
+		if bytes += e.Size; i >= f.opts.ReadAhead || (i > 0 && bytes > room/2) {
 			break
 		}
 		start(e.ID, e.Size)

@@ -148,3 +148,32 @@ func TestMidSizeFileScans(t *testing.T) {
 		t.Errorf("third read missed the cache %d times: the second one did not cache the file", n)
 	}
 }
+
+// TestReadAheadFitsTheWindow: with chunks large for the stream window
+// (1 MiB chunks, a 4 MiB window, 16 chunks of read-ahead), a sequential read
+// fetches each chunk once: read-ahead stops at half the window, so chunks
+// fetched ahead do not push out those about to be read.
+func TestReadAheadFitsTheWindow(t *testing.T) {
+	m := mountChunked(t, chunkstore.ChunkerConfig{Algorithm: "fixed", Size: 1 << 20},
+		func(o *Options) { o.CacheBytes = 8 << 20; o.ReadAhead = 16 })
+	c := m.fs.cache.Cache
+	if w := c.StreamMax(); w != 4<<20 {
+		t.Fatalf("stream window %d; the test assumes 4 MiB", w)
+	}
+	data := randBytes(24<<20, 34)
+	mustWrite(t, m.path("big"), data)
+	f0 := c.Fetches()
+	f, err := os.OpenFile(m.path("big"), os.O_RDONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, %v; differs", len(got), err)
+	}
+	// The 24 chunks, plus the recipe if it was not cached yet.
+	if n := c.Fetches() - f0; n > 25 {
+		t.Errorf("a sequential read of 24 chunks fetched %d: chunks read ahead pushed out others before they were read", n)
+	}
+}

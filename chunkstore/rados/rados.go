@@ -166,7 +166,7 @@ func readObjectInto(io *librados.IOContext, oid string, bufs chunkstore.Buffers)
 		buf = bufs.Get(n)
 		return buf
 	}
-	if h := chunkstore.SizeHint(bufs); h > 0 && h < readBufSize {
+	if h := chunkstore.SizeHint(bufs); h > 0 && h < maxObjectSize {
 		// Straight into the caller's buffer: one byte more than the
 		// hint, so a short read proves that it is the whole object.
 		b := bufs.Get(h + 1)
