@@ -546,3 +546,49 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// TestXattrsThroughMount: user xattrs set, read, listed and removed through
+// the kernel, with writes in between (each of which makes the kernel ask for
+// security.capability, which the mount answers from its memory of absent
+// attributes after the first time), and a new version's file keeps them.
+func TestXattrsThroughMount(t *testing.T) {
+	m := mount(t)
+	p := m.path("x.txt")
+	mustWrite(t, p, []byte("one"))
+	buf := make([]byte, 64)
+	if _, err := unix.Getxattr(p, "user.a", buf); !errors.Is(err, unix.ENODATA) {
+		t.Fatalf("getxattr of an absent attribute: %v; want ENODATA", err)
+	}
+	if err := unix.Setxattr(p, "user.a", []byte("alpha"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Right after the set, and after the absent answer above was
+	// remembered: the set must show at once on this mount.
+	if n, err := unix.Getxattr(p, "user.a", buf); err != nil || string(buf[:n]) != "alpha" {
+		t.Fatalf("getxattr after setxattr: %q, %v", buf[:n], err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if _, err := f.Write([]byte(" more")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := unix.Getxattr(p, "user.a", buf); err != nil || string(buf[:n]) != "alpha" {
+		t.Fatalf("getxattr after writes: %q, %v", buf[:n], err)
+	}
+	if n, err := unix.Listxattr(p, buf); err != nil || !strings.Contains(string(buf[:n]), "user.a") {
+		t.Fatalf("listxattr: %q, %v", buf[:n], err)
+	}
+	if err := unix.Removexattr(p, "user.a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.Getxattr(p, "user.a", buf); !errors.Is(err, unix.ENODATA) {
+		t.Fatalf("getxattr after removexattr: %v; want ENODATA", err)
+	}
+}
