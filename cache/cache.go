@@ -68,8 +68,8 @@ type Cache struct {
 	// prefetching counts the inflight calls Prefetch started; at
 	// prefetchMax, Prefetch starts no more.
 	prefetching, prefetchMax int
-	// Hits and Misses count lookups, fetches the fetches started, for
-	// tests and stats.
+	// hits and misses count lookups, and fetches the fetches started,
+	// for tests and stats.
 	hits, misses, fetches int64
 	// runs counts the fetches under way, which Close waits for; closed
 	// (by Close) refuses new ones. Both change under mu.

@@ -227,7 +227,7 @@ func (f *FS) cacheMode(rec *recipe.Recipe, seq bool) cacheMode {
 // stream window, or the cache): with chunks large for the cache (4 MiB
 // chunks through the 64 MiB window, say), sixteen of them would fill it,
 // and chunks fetched ahead would push out the ones the reader is about to
-// read, each then fetched twice.
+// read, and those were fetched again (eight times each, in a test).
 func (f *FS) prefetch(rec *recipe.Recipe, off int64, mode cacheMode) {
 	start := f.cache.Prefetch
 	room := f.cache.Cache.Max()
