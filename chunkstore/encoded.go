@@ -217,8 +217,9 @@ var _ BufferedGetter = (*encoded)(nil)
 // GetBuffered is Get with the stored bytes read into memory from bufs (when
 // the inner store can) and a compressed chunk decompressed into another such
 // buffer. A size hint in bufs (WithSizeHint) is the chunk's plain size, and
-// is passed on as the bound of its stored size. A raw chunk's plain bytes are its stored bytes after the header:
-// they are returned in place, so reading one costs no copy in this layer.
+// is passed on as the bound of its stored size. A raw chunk's plain bytes
+// are its stored bytes after the header: they are returned in place, so
+// reading one costs no copy in this layer.
 func (e *encoded) GetBuffered(ctx context.Context, id ID, bufs Buffers) (data, buf []byte, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
