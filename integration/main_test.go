@@ -349,17 +349,26 @@ func tryMount(t *testing.T, store, dir string, flags ...string) *mount {
 // mounted reports whether this casfs's mount is (still) at dir.
 func (m *mount) mounted() bool { return m.ready && isMounted(m.dir) }
 
-// live reports whether a server answers statfs at dir (which the kernel never
-// answers from its cache). A hung server fails it after a while.
+// fuseMagic is statfs's f_type on a FUSE mount.
+const fuseMagic = 0x65735546
+
+// live reports whether a FUSE server answers statfs at dir (which the kernel
+// never answers from its cache). A hung server fails it after a while.
+//
+// The answer must come from FUSE: a mount with --clear-stale detaches a
+// stale mount while startMount polls, and statfs of the directory under it
+// succeeds too. Checking isMounted first did not catch that, as the detach
+// can fall between the two checks.
 func live(dir string) bool {
-	res := make(chan error, 1)
+	res := make(chan bool, 1)
 	go func() {
 		var st syscall.Statfs_t
-		res <- syscall.Statfs(dir, &st)
+		err := syscall.Statfs(dir, &st)
+		res <- err == nil && st.Type == fuseMagic
 	}()
 	select {
-	case err := <-res:
-		return err == nil
+	case ok := <-res:
+		return ok
 	case <-time.After(5 * time.Second):
 		return false // the goroutine ends when the test kills casfs
 	}
