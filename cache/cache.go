@@ -30,7 +30,7 @@ func Plain(fetch func(context.Context) ([]byte, error)) Fetch {
 
 // Cache is a bytes-bounded LRU of chunks with one fetch per chunk at a time.
 //
-// Chunks that Stream brought in, for a sequential reader of a file larger
+// Chunks fetched for PlaceStream, for a sequential reader of a file larger
 // than the cache, are kept apart, in a second LRU of at most a sixteenth of
 // the cache (64 MiB at least, half at most). An LRU serves a scan larger
 // than itself no hits the next time round, so such a file must not push out
@@ -38,7 +38,7 @@ func Plain(fetch func(context.Context) ([]byte, error)) Fetch {
 // window instead of the cache growing to its bound with fresh memory (on the
 // machines casfs is benchmarked on, first-touch page faults made a cold
 // 2 GiB read through a 1 GiB cache cost 3× the CPU of one through 64 MiB).
-// Scan uses that window too, for the first pass of a sequential reader over
+// PlaceScan uses that window too, for the first pass of a sequential reader over
 // a file the cache could hold; the window's recently evicted chunks are
 // remembered (ghosts, IDs only), and a second pass caches them in the main
 // LRU, as 2Q does.
@@ -53,13 +53,13 @@ type Cache struct {
 	mu   sync.Mutex
 	lru  *simplelru.LRU[chunkstore.ID, *entry]
 	size int64 // cost of the entries in lru
-	// stream holds the chunks Stream fetched, at most streamMax of them;
+	// stream holds the chunks fetched for the window, at most streamMax;
 	// together with lru at most max.
 	stream                *simplelru.LRU[chunkstore.ID, *entry]
 	streamSize, streamMax int64
 	// ghosts remembers, without their bytes, the chunks the stream window
-	// let go of lately, so that a Scan of one of them (a second pass over
-	// a file) caches it in the main LRU (see AcquireScan).
+	// let go of lately, so that a PlaceScan fetch of one of them (a second
+	// pass over a file) caches it in the main LRU.
 	ghosts *simplelru.LRU[chunkstore.ID, struct{}]
 	// inflight holds the fetch under way for each chunk being fetched:
 	// an Acquire of such a chunk waits for it, a Prefetch of it does
@@ -137,8 +137,8 @@ type call struct {
 	e        *entry // on success, with a ref for each waiter
 	err      error
 	waiters  int  // Acquires waiting for the result
-	prefetch bool // started by Prefetch or Stream: counts in prefetching
-	stream   bool // cached in the stream LRU (Stream, or Scan of a new chunk)
+	prefetch bool // started by Prefetch: counts in prefetching
+	stream   bool // cached in the stream LRU (PlaceStream, or PlaceScan of a new chunk)
 	removed  bool // Remove came while in flight: do not cache the result
 }
 
@@ -216,54 +216,54 @@ func (c *Cache) SetPrefetchLimit(n int) {
 // says a done ctx stops every method, and a select between a finished
 // fetch and a done ctx would otherwise pick either at random.
 func (c *Cache) Acquire(ctx context.Context, id chunkstore.ID, fetch Fetch) (Ref, error) {
-	return c.acquire(ctx, id, fetch, placeMain)
+	return c.acquire(ctx, id, fetch, PlaceMain)
 }
 
-// AcquireStream is Acquire for a sequential reader of more than the cache
-// holds: a chunk it has to fetch goes into the stream window, as Stream's.
-func (c *Cache) AcquireStream(ctx context.Context, id chunkstore.ID, fetch Fetch) (Ref, error) {
-	return c.acquire(ctx, id, fetch, placeStream)
+// AcquireIn is Acquire with a chunk it has to fetch cached where p says.
+func (c *Cache) AcquireIn(ctx context.Context, id chunkstore.ID, fetch Fetch, p Place) (Ref, error) {
+	return c.acquire(ctx, id, fetch, p)
 }
 
-// AcquireScan is Acquire for a sequential reader of a file that the cache
-// could hold, but that may well be read only once (a copy, a checksum, a
-// backup): a chunk it has to fetch goes into the stream window, as
-// AcquireStream's, unless the window let go of it lately, which means the
-// file is being read again: then it is cached in the main LRU.
-//
-// The first pass of such a reader thus reuses the window's memory instead
-// of filling the cache with fresh memory, which costs more than the read
-// itself on machines whose memory is handed out lazily (virtual machines
-// whose free pages go back to the host; see docs/BENCHMARKS.md), and
-// leaves what other readers cached alone; the kernel's page cache keeps
-// what the reader read. A second pass costs one more fetch per chunk and
-// caches the file for the passes after it.
-func (c *Cache) AcquireScan(ctx context.Context, id chunkstore.ID, fetch Fetch) (Ref, error) {
-	return c.acquire(ctx, id, fetch, placeScan)
-}
-
-// place says where a fetched chunk is cached.
-type place int
+// Place says where the cache keeps a chunk it fetches for a reader.
+type Place int
 
 const (
-	placeMain   place = iota // the main LRU
-	placeStream              // the stream window
-	placeScan                // the window, or the main LRU for a ghost
+	// PlaceMain is the main LRU: random readers, and files no larger
+	// than the stream window.
+	PlaceMain Place = iota
+	// PlaceStream is the stream window (see Cache), for a sequential
+	// reader of more than the cache holds.
+	PlaceStream
+	// PlaceScan is for a sequential reader of a file that the cache
+	// could hold, but that may well be read only once (a copy, a
+	// checksum, a backup): the stream window, unless the window let go
+	// of the chunk lately, which means the file is being read again:
+	// then the main LRU.
+	//
+	// The first pass of such a reader thus reuses the window's memory
+	// instead of filling the cache with fresh memory, which costs more
+	// than the read itself on machines whose memory is handed out lazily
+	// (virtual machines whose free pages go back to the host; see
+	// docs/BENCHMARKS.md), and leaves what other readers cached alone;
+	// the kernel's page cache keeps what the reader read. A second pass
+	// costs one more fetch per chunk and caches the file for the passes
+	// after it.
+	PlaceScan
 )
 
 // inWindowLocked reports whether a chunk fetched for p goes into the stream
 // window, and forgets id's ghost if it is promoted. c.mu must be held.
-func (c *Cache) inWindowLocked(id chunkstore.ID, p place) bool {
+func (c *Cache) inWindowLocked(id chunkstore.ID, p Place) bool {
 	switch p {
-	case placeStream:
+	case PlaceStream:
 		return true
-	case placeScan:
+	case PlaceScan:
 		return !c.ghosts.Remove(id)
 	}
 	return false
 }
 
-func (c *Cache) acquire(ctx context.Context, id chunkstore.ID, fetch Fetch, p place) (Ref, error) {
+func (c *Cache) acquire(ctx context.Context, id chunkstore.ID, fetch Fetch, p Place) (Ref, error) {
 	if err := ctx.Err(); err != nil {
 		return Ref{}, err
 	}
@@ -325,32 +325,22 @@ func (c *Cache) Get(ctx context.Context, id chunkstore.ID, fetch Fetch) ([]byte,
 	return append([]byte(nil), r.Bytes()...), nil
 }
 
-// Prefetch fetches id into the cache in the background if it is neither
-// cached nor being fetched, and fewer prefetches than the limit are in
-// flight. It reports whether it started a fetch. Errors are not kept: a
-// later Acquire fetches again and sees them.
-func (c *Cache) Prefetch(id chunkstore.ID, fetch Fetch) bool {
-	return c.prefetch(id, fetch, placeMain)
-}
-
-// Stream is Prefetch for a sequential reader of more than the cache holds:
-// the chunk is cached in the stream window (see Cache), not the main LRU.
-func (c *Cache) Stream(id chunkstore.ID, fetch Fetch) bool {
-	return c.prefetch(id, fetch, placeStream)
-}
-
-// Scan is Prefetch for the reader AcquireScan describes.
-func (c *Cache) Scan(id chunkstore.ID, fetch Fetch) bool {
-	return c.prefetch(id, fetch, placeScan)
-}
-
 // Max is the most chunk data the cache holds.
 func (c *Cache) Max() int64 { return c.max }
 
 // StreamMax is the most chunk data the stream window holds.
 func (c *Cache) StreamMax() int64 { return c.streamMax }
 
-func (c *Cache) prefetch(id chunkstore.ID, fetch Fetch, p place) bool {
+// Prefetch fetches id into the cache in the background if it is neither
+// cached nor being fetched, and fewer prefetches than the limit are in
+// flight. It reports whether it started a fetch. Errors are not kept: a
+// later Acquire fetches again and sees them.
+func (c *Cache) Prefetch(id chunkstore.ID, fetch Fetch) bool {
+	return c.PrefetchIn(id, fetch, PlaceMain)
+}
+
+// PrefetchIn is Prefetch with the chunk cached where p says.
+func (c *Cache) PrefetchIn(id chunkstore.ID, fetch Fetch, p Place) bool {
 	c.mu.Lock()
 	if c.closed || c.containsLocked(id) || c.inflight[id] != nil || c.prefetching >= c.prefetchMax {
 		c.mu.Unlock()
@@ -407,11 +397,11 @@ func (c *Cache) run(ctx context.Context, id chunkstore.ID, cl *call, fetch Fetch
 // fetch.
 var ErrClosed = errors.New("chunk cache closed")
 
-// Close waits for the fetches under way, Prefetch's and Stream's included,
-// and makes the cache start no more: from then on Prefetch and Stream do
-// nothing and Acquire serves only what is cached (ErrClosed for the rest).
-// A background fetch outlives the read that wanted it, so the owner of the
-// store behind the cache calls Close before closing the store.
+// Close waits for the fetches under way, Prefetch's included, and makes
+// the cache start no more: from then on Prefetch does nothing and Acquire
+// serves only what is cached (ErrClosed for the rest). A background fetch
+// outlives the read that wanted it, so the owner of the store behind the
+// cache calls Close before closing the store.
 func (c *Cache) Close() {
 	c.mu.Lock()
 	c.closed = true
@@ -419,7 +409,7 @@ func (c *Cache) Close() {
 	c.runs.Wait()
 }
 
-// addLocked caches e as id, in the stream LRU if Stream fetched it, and
+// addLocked caches e as id, in the stream LRU if streamed, and
 // evicts to stay within the bounds: the stream's own first; then, while the
 // two together are over the cache's, stream entries before main ones.
 // c.mu must be held.

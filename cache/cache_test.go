@@ -380,11 +380,12 @@ func TestDoneContextRefused(t *testing.T) {
 	}
 }
 
-// TestStreamDoesNotFlushCache: chunks Stream brings in for a sequential
-// reader of a file larger than the cache are kept in a window of their own (half of this small cache; a
-// sixteenth, at least 64 MiB, of a large one), so streaming a file much
-// larger than the cache leaves the chunks that were fetched on demand
-// cached, and the cache no larger than the demand chunks plus the window.
+// TestStreamDoesNotFlushCache: chunks prefetched for PlaceStream (a
+// sequential reader of a file larger than the cache) are kept in a window
+// of their own (half of this small cache; a sixteenth, at least 64 MiB, of
+// a large one), so streaming a file much larger than the cache leaves the
+// chunks that were fetched on demand cached, and the cache no larger than
+// the demand chunks plus the window.
 func TestStreamDoesNotFlushCache(t *testing.T) {
 	const max, size = 1 << 20, 64 << 10
 	c := cache.New(max)
@@ -400,7 +401,7 @@ func TestStreamDoesNotFlushCache(t *testing.T) {
 	var streamed []chunkstore.ID
 	for i := range 40 { // 2.5 MiB, prefetched: more than the whole cache
 		d, id := chunk(size, byte(100+i))
-		if !c.Stream(id, cache.Plain(func(context.Context) ([]byte, error) { return d, nil })) {
+		if !c.PrefetchIn(id, cache.Plain(func(context.Context) ([]byte, error) { return d, nil }), cache.PlaceStream) {
 			t.Fatalf("stream %d did not start", i)
 		}
 		for !c.Contains(id) {
@@ -495,7 +496,7 @@ func TestCloseWaitsForFetches(t *testing.T) {
 	}
 }
 
-// TestScanCachesTheSecondPass: AcquireScan keeps the first pass over a
+// TestScanCachesTheSecondPass: PlaceScan keeps the first pass over a
 // file in the stream window (so it neither grows the cache past the window
 // nor evicts chunks other readers fetched), and the second pass caches the
 // chunks the window let go of in the main LRU: the third pass fetches
@@ -536,7 +537,9 @@ func TestScanCachesTheSecondPass(t *testing.T) {
 	pass := func() int32 {
 		fetches.Store(0)
 		for i, id := range ids {
-			get(id, data[i], c.AcquireScan)
+			get(id, data[i], func(ctx context.Context, id chunkstore.ID, f cache.Fetch) (cache.Ref, error) {
+				return c.AcquireIn(ctx, id, f, cache.PlaceScan)
+			})
 		}
 		return fetches.Load()
 	}

@@ -17,10 +17,12 @@
 // The LRU is scan-resistant in one simple way. A file read sequentially
 // that is larger than the whole cache would, in a plain LRU, push out
 // everything else and still find none of its own chunks on a second pass;
-// its reader uses Stream and AcquireStream instead, which keep its chunks in
-// a small window of their own (a sixteenth of the cache, 64 MiB at least)
-// whose buffers are reused as it slides. Smaller files are cached as any
-// other, so a file read once and then at random stays in memory.
+// its reader asks for PlaceStream instead, which keeps its chunks in a
+// small window of their own (a sixteenth of the cache, 64 MiB at least)
+// whose buffers are reused as it slides. A sequential reader of a file
+// between the window and the cache in size asks for PlaceScan: its first
+// pass goes through the window too, and a second caches the file. Files no
+// larger than the window, and random readers, are cached as any other.
 //
 // Chunks enter the cache only from the verified store (chunkstore.Encoded
 // checks every chunk against its fingerprint), so what the cache hands out

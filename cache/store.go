@@ -43,16 +43,9 @@ func (s *Store) Acquire(ctx context.Context, id chunkstore.ID) (Ref, error) {
 	return s.Cache.Acquire(ctx, id, s.fetch(id))
 }
 
-// AcquireStream is Acquire into the cache's stream window (see
-// Cache.AcquireStream).
-func (s *Store) AcquireStream(ctx context.Context, id chunkstore.ID) (Ref, error) {
-	return s.Cache.AcquireStream(ctx, id, s.fetch(id))
-}
-
-// AcquireScan is Acquire for a sequential first pass (see
-// Cache.AcquireScan).
-func (s *Store) AcquireScan(ctx context.Context, id chunkstore.ID) (Ref, error) {
-	return s.Cache.AcquireScan(ctx, id, s.fetch(id))
+// AcquireIn is Acquire with a chunk it has to fetch cached where p says.
+func (s *Store) AcquireIn(ctx context.Context, id chunkstore.ID, p Place) (Ref, error) {
+	return s.Cache.AcquireIn(ctx, id, s.fetch(id), p)
 }
 
 // Get returns a copy of chunk id.
@@ -60,23 +53,13 @@ func (s *Store) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 	return s.Cache.Get(ctx, id, s.fetch(id))
 }
 
-// Prefetch starts fetching id into the cache unless it is cached, being
-// fetched, or the prefetch limit is reached; it reports whether it did.
-// size is the chunk's plain size if the caller knows it (a recipe's
-// extent does), else 0: with it, a store like RADOS reads the chunk
-// without a copy.
-func (s *Store) Prefetch(id chunkstore.ID, size int64) bool {
-	return s.Cache.Prefetch(id, s.fetchSized(id, size))
-}
-
-// Stream is Prefetch into the cache's stream window (see Cache.Stream).
-func (s *Store) Stream(id chunkstore.ID, size int64) bool {
-	return s.Cache.Stream(id, s.fetchSized(id, size))
-}
-
-// Scan is Prefetch for a sequential first pass (see Cache.Scan).
-func (s *Store) Scan(id chunkstore.ID, size int64) bool {
-	return s.Cache.Scan(id, s.fetchSized(id, size))
+// PrefetchIn starts fetching id into the cache, where p says, unless it is
+// cached, being fetched, or the prefetch limit is reached; it reports
+// whether it did. size is the chunk's plain size if the caller knows it (a
+// recipe's extent does), else 0: with it, a store like RADOS reads the
+// chunk without a copy.
+func (s *Store) PrefetchIn(id chunkstore.ID, size int64, p Place) bool {
+	return s.Cache.PrefetchIn(id, s.fetchSized(id, size), p)
 }
 
 // Delete drops id from the store and the cache: after a Delete, Get must

@@ -16,7 +16,7 @@
 // chunk nobody holds gives its buffer back. A sequential reader of a file
 // larger than the cache's stream window reads it through that window, the
 // first time for a file the cache could hold and every time for one it
-// could not (see FS.cacheMode and cache.Cache).
+// could not (see FS.place and cache.Cache).
 //
 // Writes go to a staging file per open file, in the staging directory. The
 // first handle opened for writing creates it (filled with HEAD unless

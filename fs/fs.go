@@ -175,45 +175,36 @@ func (f *FS) loadRecipe(ctx context.Context, id chunkstore.ID) (*recipe.Recipe, 
 // read costs no copy in casfs.
 func (f *FS) readRecipe(ctx context.Context, rec *recipe.Recipe, dest []byte, off int64, seq bool, what string) (fuse.ReadResult, syscall.Errno) {
 	r := readResults.Get().(*readResult)
-	mode := f.cacheMode(rec, seq)
-	vecs, n, err := rec.Slices(ctx, off, len(dest), f.fetchInto(r, mode), r.vecs)
+	place := f.place(rec, seq)
+	vecs, n, err := rec.Slices(ctx, off, len(dest), f.fetchInto(r, place), r.vecs)
 	r.vecs, r.size = vecs, n
 	if err != nil && !errors.Is(err, io.EOF) {
 		r.Done()
 		return nil, toErrno(err, "read", "file", what, "offset", off)
 	}
 	if seq && f.opts.ReadAhead > 0 {
-		f.prefetch(rec, off+int64(n), mode)
+		f.prefetch(rec, off+int64(n), place)
 	}
 	return r, 0
 }
 
-// cacheMode is where in the chunk cache a read of rec puts what it fetches.
-type cacheMode int
-
-const (
-	cacheKeep   cacheMode = iota // the main LRU: Acquire, Prefetch
-	cacheStream                  // the stream window: AcquireStream, Stream
-	cacheScan                    // the window on a first pass: AcquireScan, Scan
-)
-
-// cacheMode picks it. A sequential reader of a file larger than the cache
-// streams it: its chunks could not all stay cached for a second pass
-// anyway, and would only push out what other readers use. One of a smaller
-// file that is still more than the stream window scans it: the first pass
-// (a cp, a checksum) goes through the window, a second caches the file.
-// Everything else, random readers and small files, is kept. See
-// cache.Cache.
-func (f *FS) cacheMode(rec *recipe.Recipe, seq bool) cacheMode {
+// place is where in the chunk cache a read of rec puts what it fetches. A
+// sequential reader of a file larger than the cache streams it: its chunks
+// could not all stay cached for a second pass anyway, and would only push
+// out what other readers use. One of a smaller file that is still more than
+// the stream window scans it: the first pass (a cp, a checksum) goes
+// through the window, a second caches the file. Everything else, random
+// readers and small files, goes in the main LRU. See cache.Cache.
+func (f *FS) place(rec *recipe.Recipe, seq bool) cache.Place {
 	switch c := f.cache.Cache; {
 	case !seq:
-		return cacheKeep
+		return cache.PlaceMain
 	case rec.Size > c.Max():
-		return cacheStream
+		return cache.PlaceStream
 	case rec.Size > c.StreamMax():
-		return cacheScan
+		return cache.PlaceScan
 	}
-	return cacheKeep
+	return cache.PlaceMain
 }
 
 // prefetch starts fetching the chunks of the ReadAhead extents from off on
@@ -221,28 +212,24 @@ func (f *FS) cacheMode(rec *recipe.Recipe, seq bool) cacheMode {
 // so the window slides with the reader: usually only the one or two chunks
 // that just entered the window start, and a window the store could not
 // take at once (the prefetch limit) fills as earlier fetches finish.
-// They go where mode says.
+// They go where p says.
 //
 // It also stops at half the room the chunks have where they go (the
 // stream window, or the cache): with chunks large for the cache (4 MiB
 // chunks through the 64 MiB window, say), sixteen of them would fill it,
 // and chunks fetched ahead would push out the ones the reader is about to
 // read, and those were fetched again (eight times each, in a test).
-func (f *FS) prefetch(rec *recipe.Recipe, off int64, mode cacheMode) {
-	start := f.cache.Prefetch
+func (f *FS) prefetch(rec *recipe.Recipe, off int64, p cache.Place) {
 	room := f.cache.Cache.Max()
-	switch mode {
-	case cacheStream:
-		start, room = f.cache.Stream, f.cache.Cache.StreamMax()
-	case cacheScan:
-		start, room = f.cache.Scan, f.cache.Cache.StreamMax()
+	if p != cache.PlaceMain {
+		room = f.cache.Cache.StreamMax()
 	}
 	var bytes int64
 	for i, e := range rec.ExtentsInRange(off, rec.Size-off) {
 		if bytes += e.Size; i >= f.opts.ReadAhead || (i > 0 && bytes > room/2) {
 			break
 		}
-		start(e.ID, e.Size)
+		f.cache.PrefetchIn(e.ID, e.Size, p)
 	}
 }
 

@@ -56,16 +56,9 @@ func (r *readResult) Done() {
 
 // fetchInto returns a recipe.Fetch that acquires chunks from the cache and
 // keeps their refs in r.
-func (f *FS) fetchInto(r *readResult, mode cacheMode) func(context.Context, chunkstore.ID) ([]byte, error) {
-	acquire := f.cache.Acquire
-	switch mode {
-	case cacheStream:
-		acquire = f.cache.AcquireStream
-	case cacheScan:
-		acquire = f.cache.AcquireScan
-	}
+func (f *FS) fetchInto(r *readResult, p cache.Place) func(context.Context, chunkstore.ID) ([]byte, error) {
 	return func(ctx context.Context, id chunkstore.ID) ([]byte, error) {
-		ref, err := acquire(ctx, id)
+		ref, err := f.cache.AcquireIn(ctx, id, p)
 		if err != nil {
 			return nil, err
 		}
