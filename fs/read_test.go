@@ -85,22 +85,10 @@ func TestLargeFileStreamsPastCache(t *testing.T) {
 	small, large := randBytes(2<<20, 31), randBytes(24<<20, 32)
 	mustWrite(t, m.path("small"), small)
 	mustWrite(t, m.path("large"), large)
-	read := func(name string, want []byte) {
-		t.Helper()
-		f, err := os.OpenFile(m.path(name), os.O_RDONLY|syscall.O_DIRECT, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		got, err := io.ReadAll(f)
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("%s: read %d bytes, %v; differs", name, len(got), err)
-		}
-	}
-	read("small", small)
-	read("large", large)
+	readDirect(t, m.path("small"), small)
+	readDirect(t, m.path("large"), large)
 	_, m0 := m.fs.cache.Cache.Stats()
-	read("small", small)
+	readDirect(t, m.path("small"), small)
 	if _, m1 := m.fs.cache.Cache.Stats(); m1 != m0 {
 		t.Errorf("re-reading the small file missed the cache %d times: streaming the large one flushed it", m1-m0)
 	}
@@ -125,15 +113,7 @@ func TestMidSizeFileScans(t *testing.T) {
 	read := func() int64 {
 		t.Helper()
 		_, m0 := c.Stats()
-		f, err := os.OpenFile(m.path("mid"), os.O_RDONLY|syscall.O_DIRECT, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		got, err := io.ReadAll(f)
-		if err != nil || !bytes.Equal(got, mid) {
-			t.Fatalf("read %d bytes, %v; differs", len(got), err)
-		}
+		readDirect(t, m.path("mid"), mid)
 		_, m1 := c.Stats()
 		return m1 - m0
 	}
@@ -163,17 +143,24 @@ func TestReadAheadFitsTheWindow(t *testing.T) {
 	data := randBytes(24<<20, 34)
 	mustWrite(t, m.path("big"), data)
 	f0 := c.Fetches()
-	f, err := os.OpenFile(m.path("big"), os.O_RDONLY|syscall.O_DIRECT, 0)
+	readDirect(t, m.path("big"), data)
+	// The 24 chunks, plus the recipe if it was not cached yet.
+	if n := c.Fetches() - f0; n > 25 {
+		t.Errorf("a sequential read of 24 chunks fetched %d: chunks read ahead pushed out others before they were read", n)
+	}
+}
+
+// readDirect reads the file at p with O_DIRECT, so that every read reaches
+// casfs rather than the page cache, and fails t unless it holds want.
+func readDirect(t *testing.T, p string, want []byte) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_DIRECT, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	got, err := io.ReadAll(f)
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d bytes, %v; differs", len(got), err)
-	}
-	// The 24 chunks, plus the recipe if it was not cached yet.
-	if n := c.Fetches() - f0; n > 25 {
-		t.Errorf("a sequential read of 24 chunks fetched %d: chunks read ahead pushed out others before they were read", n)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%s: read %d bytes, %v; differs", p, len(got), err)
 	}
 }
