@@ -251,9 +251,10 @@ func (s *Store) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
 var _ chunkstore.BufferedGetter = (*Store)(nil)
 
 // GetBuffered is Get with the bytes in a buffer from bufs (nil: a new
-// allocation, as Get has it): the object is still read in one round trip
-// into a pooled buffer of the largest chunk's size, and then copied into
-// one of its own size from bufs, which the chunk cache reuses.
+// allocation, as Get has it), which the chunk cache reuses. With a size
+// hint in bufs the object is read straight into that buffer; without one
+// it is read in one round trip into a pooled buffer of the largest chunk's
+// size and copied into one of its own size (see readObjectInto).
 func (s *Store) GetBuffered(ctx context.Context, id chunkstore.ID, bufs chunkstore.Buffers) (data, buf []byte, err error) {
 	err = s.c.call(ctx, func() error {
 		var err error
