@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -590,5 +591,73 @@ func TestXattrsThroughMount(t *testing.T) {
 	}
 	if _, err := unix.Getxattr(p, "user.a", buf); !errors.Is(err, unix.ENODATA) {
 		t.Fatalf("getxattr after removexattr: %v; want ENODATA", err)
+	}
+}
+
+// TestUnlinkedFileDescriptor uses a file only through its descriptor after
+// unlinking it, as temp files are used: once for a file that never had a
+// version (it leaves the catalog at unlink) and once for one with history.
+func TestUnlinkedFileDescriptor(t *testing.T) {
+	m := mount(t)
+	for _, committed := range []bool{false, true} {
+		p := m.path(fmt.Sprintf("tmp-%v", committed))
+		if committed {
+			mustWrite(t, p, []byte("old"))
+		}
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("0123456789")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		fd := int(f.Fd())
+		step := func(what string, err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatalf("committed=%v: %s of an unlinked file: %v", committed, what, err)
+			}
+		}
+		step("ftruncate", f.Truncate(4))
+		step("fchmod", f.Chmod(0o600))
+		step("fchown", f.Chown(1, 2))
+		step("futimens", unix.Futimes(fd, []unix.Timeval{{Sec: 1}, {Sec: 7}}))
+		var st unix.Stat_t
+		step("fstat", unix.Fstat(fd, &st))
+		if st.Size != 4 || st.Mode&0o7777 != 0o600 || st.Uid != 1 || st.Gid != 2 || st.Mtim.Sec != 7 || st.Nlink != 0 {
+			t.Fatalf("committed=%v: fstat after changes: size %d mode %o uid %d gid %d mtime %d nlink %d",
+				committed, st.Size, st.Mode, st.Uid, st.Gid, st.Mtim.Sec, st.Nlink)
+		}
+		step("fsetxattr", unix.Fsetxattr(fd, "user.t", []byte("v"), 0))
+		if err := unix.Fsetxattr(fd, "user.t", []byte("w"), unix.XATTR_CREATE); !errors.Is(err, unix.EEXIST) {
+			t.Fatalf("committed=%v: fsetxattr XATTR_CREATE of a present attribute: %v; want EEXIST", committed, err)
+		}
+		buf := make([]byte, 16)
+		n, err := unix.Fgetxattr(fd, "user.t", buf)
+		step("fgetxattr", err)
+		if string(buf[:n]) != "v" {
+			t.Fatalf("committed=%v: fgetxattr: %q", committed, buf[:n])
+		}
+		n, err = unix.Flistxattr(fd, buf)
+		step("flistxattr", err)
+		if string(buf[:n]) != "user.t\x00" {
+			t.Fatalf("committed=%v: flistxattr: %q", committed, buf[:n])
+		}
+		step("fremovexattr", unix.Fremovexattr(fd, "user.t"))
+		if _, err := unix.Fgetxattr(fd, "user.t", buf); !errors.Is(err, unix.ENODATA) {
+			t.Fatalf("committed=%v: fgetxattr after fremovexattr: %v; want ENODATA", committed, err)
+		}
+		got := make([]byte, 16)
+		n, _ = f.ReadAt(got, 0)
+		if string(got[:n]) != "0123" {
+			t.Fatalf("committed=%v: read after ftruncate: %q", committed, got[:n])
+		}
+		step("close", f.Close())
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("committed=%v: unlinked file came back: %v", committed, err)
+		}
 	}
 }

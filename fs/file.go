@@ -45,6 +45,10 @@ type fileNode struct {
 	// went while it had no version is gone from the catalog but not from
 	// its open handles: they keep seeing it through last, with no links.
 	last atomic.Pointer[versions.Attr]
+
+	// orphanX holds the xattrs set on such a file after it left the
+	// catalog (see orphan.go). Under mu.
+	orphanX map[string][]byte
 }
 
 // attr returns the file's catalog attributes, or, for a file that left the
@@ -496,7 +500,10 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		}
 	}
 	if _, err := n.setMeta(ctx, in); err != nil {
-		return toErrno(err, "setattr", "path", n.path())
+		if !n.orphaned(err) {
+			return toErrno(err, "setattr", "path", n.path())
+		}
+		n.setOrphanMeta(metaChanges(in))
 	}
 	if t, ok := in.GetMTime(); ok {
 		n.mu.RLock()

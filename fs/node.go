@@ -41,8 +41,8 @@ func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 	return 0
 }
 
-// setMeta applies the metadata part of a setattr (mode, owner, times).
-func (n *node) setMeta(ctx context.Context, in *fuse.SetAttrIn) (versions.Attr, error) {
+// metaChanges is the metadata part of a setattr (mode, owner, times).
+func metaChanges(in *fuse.SetAttrIn) versions.SetAttr {
 	var s versions.SetAttr
 	if m, ok := in.GetMode(); ok {
 		s.Mode = &m
@@ -59,6 +59,12 @@ func (n *node) setMeta(ctx context.Context, in *fuse.SetAttrIn) (versions.Attr, 
 	if t, ok := in.GetMTime(); ok {
 		s.Mtime = &t
 	}
+	return s
+}
+
+// setMeta applies the metadata part of a setattr.
+func (n *node) setMeta(ctx context.Context, in *fuse.SetAttrIn) (versions.Attr, error) {
+	s := metaChanges(in)
 	if s == (versions.SetAttr{}) {
 		return n.fs.cat.GetAttr(ctx, n.ino)
 	}

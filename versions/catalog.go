@@ -85,6 +85,28 @@ type SetAttr struct {
 	Mtime *time.Time
 }
 
+// Apply makes the changes s lists to a, with now as the new ctime. It is
+// what Catalog.SetAttr does to the stored inode, for callers that keep an
+// inode's attributes themselves (a file open after it left the catalog).
+func (s SetAttr) Apply(a *Attr, now time.Time) {
+	if s.Mode != nil {
+		a.Mode = a.Mode&ModeType | *s.Mode&ModePerm
+	}
+	if s.Uid != nil {
+		a.Uid = *s.Uid
+	}
+	if s.Gid != nil {
+		a.Gid = *s.Gid
+	}
+	if s.Atime != nil {
+		a.Atime = *s.Atime
+	}
+	if s.Mtime != nil {
+		a.Mtime = *s.Mtime
+	}
+	a.Ctime = now
+}
+
 // Rename flags, as renameat2(2).
 const (
 	RenameNoReplace = 1 << 0

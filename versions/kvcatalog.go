@@ -339,22 +339,7 @@ func (b *KVCatalog) SetAttr(ctx context.Context, ino Ino, s SetAttr) (out Attr, 
 		if err != nil {
 			return err
 		}
-		if s.Mode != nil {
-			a.Mode = a.Mode&ModeType | *s.Mode&ModePerm
-		}
-		if s.Uid != nil {
-			a.Uid = *s.Uid
-		}
-		if s.Gid != nil {
-			a.Gid = *s.Gid
-		}
-		if s.Atime != nil {
-			a.Atime = *s.Atime
-		}
-		if s.Mtime != nil {
-			a.Mtime = *s.Mtime
-		}
-		a.Ctime = w.now
+		s.Apply(a, w.now)
 		w.touch(a)
 		out = *a
 		return nil
