@@ -3,9 +3,12 @@ package versions
 import (
 	"bytes"
 	"context"
+	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,5 +157,114 @@ func TestStoreAheadMatchesWrite(t *testing.T) {
 	var buf bytes.Buffer
 	if err := r.CopyOut(ctx, rec, &buf, nil); err != nil || !bytes.Equal(buf.Bytes(), data) {
 		t.Fatalf("content differs (%v)", err)
+	}
+}
+
+// countingFile counts the bytes read from a file.
+type countingFile struct {
+	*os.File
+	read atomic.Int64
+}
+
+func (c *countingFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.File.ReadAt(p, off)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// TestWriteFromSparseFile commits a 1 TiB sparse file with a little data:
+// chunking reads its data, not its holes, and the recipe still says what
+// the file holds. Then a write into the big hole, committed incrementally
+// and stored ahead, gives the recipe of chunking the whole file again.
+func TestWriteFromSparseFile(t *testing.T) {
+	ctx := context.Background()
+	r, ino := newIncRepo(t)
+	f, err := os.Create(filepath.Join(t.TempDir(), "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const size = 1 << 40
+	if err := f.Truncate(size); err != nil {
+		t.Fatalf("making a 1 TiB sparse file: %v", err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	put := func(off int64, n int) {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32()) | 1
+		}
+		if _, err := f.WriteAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(0, 100<<10)
+	put(200<<10, 8<<10) // after a short hole: chunked with the data around it
+	put(64<<20, 50<<10)
+	put(size-1, 1)
+	cf := &countingFile{File: f}
+	_, rec, err := r.WriteFrom(ctx, ino, cf, size, nil, 0, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Size != size {
+		t.Fatalf("recipe size %d, want %d", rec.Size, size)
+	}
+	if n := cf.read.Load(); n > 16<<20 {
+		t.Fatalf("chunking read %d bytes of a file with 159 KiB of data", n)
+	}
+	check := func(rec *recipe.Recipe) {
+		t.Helper()
+		for _, off := range []int64{0, 100 << 10, 150 << 10, 200 << 10, 64<<20 - 10, 64 << 20, 1 << 30, size - 4096} {
+			want := make([]byte, 4096)
+			if _, err := f.ReadAt(want, off); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, 4096)
+			if n, err := rec.ReadAt(ctx, got, off, r.Fetch); n != len(got) || (err != nil && err != io.EOF) {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("bytes at %d differ", off)
+			}
+		}
+	}
+	check(rec)
+
+	// A write into the hole: an incremental commit from the cut point
+	// before it matches chunking the whole file.
+	put(1<<30, 30<<10)
+	prefix, base := Reusable(rec)
+	if base > 1<<30 {
+		prefix, base = CutPrefix(prefix, 1<<30)
+	}
+	_, inc, err := r.WriteFrom(ctx, ino, cf, size, prefix, base, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, whole, err := r.WriteFrom(ctx, ino, f, size, nil, 0, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameRecipe(inc, whole) {
+		t.Fatalf("incremental recipe differs from a whole one:\n%v\n%v", inc.Extents, whole.Extents)
+	}
+	check(whole)
+
+	// Storing ahead over the holes ends at a cut point too.
+	exts, end, held, err := r.StoreAhead(ctx, io.NewSectionReader(f, 0, size), 0)
+	defer r.Release(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ahead, err := r.WriteFrom(ctx, ino, f, size, exts, end, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameRecipe(ahead, whole) {
+		t.Fatalf("recipe after storing ahead differs from a whole one:\n%v\n%v", ahead.Extents, whole.Extents)
+	}
+	if n := cf.read.Load(); n > 64<<20 {
+		t.Fatalf("all commits read %d bytes", n)
 	}
 }

@@ -312,10 +312,7 @@ func (r *Repo) Release(held []chunkstore.ID) { r.guard.release(held) }
 // extents stored and, as its size, where the last one left out began.
 func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent, base int64, progress Progress, ahead bool) (*recipe.Recipe, chunkstore.ID, []chunkstore.ID, error) {
 	var rid chunkstore.ID
-	ch, err := chunker.New(r.cfg.Chunker, src)
-	if err != nil {
-		return nil, rid, nil, err
-	}
+	segs, length, segReader := segments(src)
 	type slot struct {
 		ext  recipe.Extent
 		hole bool
@@ -380,21 +377,32 @@ func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent,
 		}
 		g.Go(func() error { return r.touchAll(gctx, t, ids) })
 	}
-	for {
-		if err := gctx.Err(); err != nil {
-			break
+	// chunks yields each chunk of src with its offset from src's start.
+	chunks := func(yield func(int64, []byte) bool) error {
+		for _, seg := range segs {
+			ch, err := chunker.New(r.cfg.Chunker, segReader(seg))
+			if err != nil {
+				return err
+			}
+			for gctx.Err() == nil {
+				c, err := ch.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return fmt.Errorf("reading content: %w", err)
+				}
+				if !yield(seg.off+c.Offset, c.Data) {
+					return nil
+				}
+			}
 		}
-		c, err := ch.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			g.Wait()
-			return nil, rid, heldNow(), fmt.Errorf("reading content: %w", err)
-		}
-		s := &slot{ext: recipe.Extent{Offset: base + c.Offset, Size: int64(len(c.Data))}}
-		buf := getBuf(len(c.Data))
-		copy(buf, c.Data)
+		return nil
+	}
+	err := chunks(func(off int64, data []byte) bool {
+		s := &slot{ext: recipe.Extent{Offset: base + off, Size: int64(len(data))}}
+		buf := getBuf(len(data))
+		copy(buf, data)
 		if ahead {
 			if last != nil {
 				slots = append(slots, last)
@@ -402,14 +410,25 @@ func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent,
 				dispatch(last, lastBuf)
 			}
 			last, lastBuf = s, buf
-			continue
+			return true
 		}
 		slots = append(slots, s)
-		size = c.Offset + int64(len(c.Data))
+		size = off + int64(len(data))
 		dispatch(s, buf)
-	}
+		return true
+	})
 	if lastBuf != nil {
 		putBuf(lastBuf)
+	}
+	if err != nil {
+		g.Wait()
+		return nil, rid, heldNow(), err
+	}
+	if ahead && last != nil {
+		// What is stored ends where the chunk left out begins.
+		size = last.ext.Offset - base
+	} else if !ahead && length >= 0 {
+		size = length // a file may end in a hole
 	}
 	hashed.Wait()
 	rec := &recipe.Recipe{Size: base + size, Extents: make([]recipe.Extent, 0, len(prefix)+len(slots))}

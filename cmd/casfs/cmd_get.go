@@ -81,13 +81,19 @@ func runGet(ctx context.Context, args []string) error {
 			}
 		}()
 	}
-	w := bufio.NewWriterSize(out, 1<<20)
 	bar := newProgress(rec.Size, "get "+filepath.Base(p))
-	err = r.CopyOut(ctx, rec, w, bar.add)
-	bar.done()
-	if err == nil {
-		err = w.Flush()
+	if tmp != "" {
+		// A new regular file gets the version's holes as holes: a sparse
+		// disk image comes back sparse, and fast.
+		err = r.Materialize(ctx, rec, countingFile{out, bar.add})
+	} else {
+		w := bufio.NewWriterSize(out, 1<<20)
+		err = r.CopyOut(ctx, rec, w, bar.add)
+		if err == nil {
+			err = w.Flush()
+		}
 	}
+	bar.done()
 	if err != nil {
 		return fail(err)
 	}
@@ -104,4 +110,16 @@ func runGet(ctx context.Context, args []string) error {
 		tmp = ""
 	}
 	return nil
+}
+
+// countingFile tells progress how many bytes each write wrote.
+type countingFile struct {
+	*os.File
+	progress func(int64)
+}
+
+func (c countingFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := c.File.WriteAt(p, off)
+	c.progress(int64(n))
+	return n, err
 }

@@ -60,6 +60,11 @@ func runPut(ctx context.Context, args []string) error {
 			return fmt.Errorf("%s: is a directory (put stores one file; use casfs mount to copy trees)", src)
 		}
 		in, mode, mtime, size = f, uint32(fi.Mode().Perm()), fi.ModTime(), fi.Size()
+		if fi.Mode().IsRegular() {
+			// As a section of a file, a sparse file's holes are skipped,
+			// not read.
+			in = io.NewSectionReader(f, 0, size)
+		}
 	}
 
 	r, err := openStore(ctx, loc, "casfs put", false)
