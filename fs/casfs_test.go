@@ -661,3 +661,31 @@ func TestUnlinkedFileDescriptor(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupOfFileBeingWritten looks a file up again (the entry timeout
+// passed) while it is open and bigger than its last version: the lookup's
+// answer must carry the unsaved size. With the last commit's size the
+// kernel cut its idea of the file to it, and reads past it came back empty.
+func TestLookupOfFileBeingWritten(t *testing.T) {
+	m := mount(t)
+	p := m.path("growing")
+	mustWrite(t, p, []byte("small"))
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data := randBytes(100<<10, 3)
+	if _, err := f.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the mount's entry and attribute timeouts
+	fi, err := os.Stat(p)
+	if err != nil || fi.Size() != int64(len(data)) {
+		t.Fatalf("stat of the open file: size %v, %v; want %d", fi.Size(), err, len(data))
+	}
+	got := make([]byte, 10<<10)
+	if n, err := f.ReadAt(got, 50<<10); n != len(got) || !bytes.Equal(got, data[50<<10:60<<10]) {
+		t.Fatalf("read past the last version's size after a lookup: %d bytes, %v", n, err)
+	}
+}

@@ -339,7 +339,7 @@ func (n *fileNode) stageLocked(ctx context.Context, empty bool) error {
 	}
 	n.st = st
 	n.fs.mu.Lock()
-	n.fs.open[n] = struct{}{}
+	n.fs.open[n.ino] = n
 	n.fs.mu.Unlock()
 	return nil
 }
@@ -359,7 +359,7 @@ func (n *fileNode) dropLocked() {
 	st.pmu.Unlock()
 	n.st = nil
 	n.fs.mu.Lock()
-	delete(n.fs.open, n)
+	delete(n.fs.open, n.ino)
 	n.fs.mu.Unlock()
 }
 
@@ -623,11 +623,25 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 
 var _ gofs.FileAllocater = (*handle)(nil)
 
+// fallocate(2) modes.
+const (
+	fallocKeepSize      = 0x01
+	fallocPunchHole     = 0x02
+	fallocCollapseRange = 0x08
+	fallocZeroRange     = 0x10
+	fallocInsertRange   = 0x20
+)
+
 // Allocate is fallocate(2) on the staging file: reserving space (so a later
-// write cannot hit ENOSPC there) and, without FALLOC_FL_KEEP_SIZE, growing
-// the file.
+// write cannot hit ENOSPC there), growing the file without
+// FALLOC_FL_KEEP_SIZE, and punching holes or zeroing ranges, which change
+// its content. Collapsing and inserting ranges, which move data, are not
+// supported (EOPNOTSUPP, as on many filesystems).
 func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
 	ctx = uninterruptible(ctx)
+	if mode&(fallocCollapseRange|fallocInsertRange) != 0 {
+		return syscall.EOPNOTSUPP
+	}
 	n := h.n
 	n.mu.RLock()
 	defer n.mu.RUnlock()
@@ -635,17 +649,25 @@ func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uin
 	if st == nil || !h.write {
 		return syscall.EBADF
 	}
-	st.cut(int64(off)) // punching a hole changes data
+	changes := mode&(fallocPunchHole|fallocZeroRange) != 0
+	if changes {
+		st.cut(int64(off))
+	}
 	err := syscall.Fallocate(int(st.f.Fd()), mode, int64(off), int64(size))
 	st.wrote(int64(off))
 	if err != nil {
 		return toErrno(err, "fallocate", "path", n.path())
 	}
-	const keepSize = 0x1 // FALLOC_FL_KEEP_SIZE
-	if mode&keepSize == 0 {
+	if mode&fallocKeepSize == 0 {
 		end := int64(off + size)
-		for cur := st.size.Load(); end > cur && !st.size.CompareAndSwap(cur, end); cur = st.size.Load() {
+		for cur := st.size.Load(); end > cur; cur = st.size.Load() {
+			if st.size.CompareAndSwap(cur, end) {
+				changes = true
+				break
+			}
 		}
+	}
+	if changes {
 		st.dirty.Store(true)
 		st.mtime.Store(now().UnixNano())
 	}

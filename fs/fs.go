@@ -56,10 +56,11 @@ type FS struct {
 	cache *cache.Store
 	opts  Options
 
-	// open tracks file nodes with a staging file, so Shutdown can commit
-	// them all before the store closes.
+	// open tracks file nodes with a staging file, by inode: Shutdown
+	// commits them all before the store closes, and a lookup answers with
+	// their unsaved size (see newChild).
 	mu   sync.Mutex
-	open map[*fileNode]struct{}
+	open map[versions.Ino]*fileNode
 
 	// aheadMerged counts rounds of storing ahead whose chunks became a
 	// file's prefix, and aheadHook (if set) runs between a round's storing
@@ -111,7 +112,7 @@ func New(repo *versions.Repo, opts Options) (*FS, error) {
 		cat:   repo.Catalog(),
 		cache: cache.Wrap(repo.Chunks(), opts.CacheBytes),
 		opts:  opts,
-		open:  map[*fileNode]struct{}{},
+		open:  map[versions.Ino]*fileNode{},
 		// 4096 entries: the files being written at once, and then some.
 		noXattr: expirable.NewLRU[xattrKey, struct{}](4096, nil, time.Second),
 	}, nil
@@ -133,7 +134,7 @@ func (f *FS) Root() gofs.InodeEmbedder {
 func (f *FS) Shutdown(ctx context.Context) error {
 	f.mu.Lock()
 	nodes := make([]*fileNode, 0, len(f.open))
-	for n := range f.open {
+	for _, n := range f.open {
 		nodes = append(nodes, n)
 	}
 	f.mu.Unlock()

@@ -148,10 +148,21 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
-// newChild returns the inode for catalog entry a under parent, reusing the
-// existing one if the kernel already knows this Ino (a hard link, or a
-// node looked up before).
+// newChild returns the inode for catalog entry a under parent. go-fuse
+// itself reuses the inode the kernel already knows for this Ino (a hard
+// link, or a node looked up before) and drops the new one, but only after
+// the lookup answered. So a file with a staging file is answered by its
+// own node: a new one knows only the catalog, and its size, the last
+// commit's, would make the kernel cut the file it holds to that size (a
+// lookup's attributes overwrite the kernel's), and reads past it return
+// nothing.
 func (f *FS) newChild(ctx context.Context, parent *gofs.Inode, a versions.Attr) *gofs.Inode {
+	f.mu.Lock()
+	live := f.open[a.Ino]
+	f.mu.Unlock()
+	if live != nil {
+		return parent.NewInode(ctx, live, gofs.StableAttr{Mode: a.Mode & versions.ModeType, Ino: uint64(a.Ino)})
+	}
 	var emb gofs.InodeEmbedder
 	switch {
 	case a.IsDir():
