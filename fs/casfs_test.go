@@ -689,3 +689,67 @@ func TestLookupOfFileBeingWritten(t *testing.T) {
 		t.Fatalf("read past the last version's size after a lookup: %d bytes, %v", n, err)
 	}
 }
+
+// TestSpecialFiles makes a FIFO, a socket and a character device on the
+// mount: each has its type, mode and device number, a FIFO carries data
+// between two programs (the kernel's, not casfs's), and they take chmod,
+// rename and unlink like any name.
+func TestSpecialFiles(t *testing.T) {
+	m := mount(t)
+	fifo, sock, chr := m.path("fifo"), m.path("sock"), m.path("chr")
+	if err := unix.Mkfifo(fifo, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mknod(sock, unix.S_IFSOCK|0o600, 0); err != nil {
+		t.Fatal(err)
+	}
+	dev := int(unix.Mkdev(1, 3))
+	if err := unix.Mknod(chr, unix.S_IFCHR|0o600, dev); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		p          string
+		mode, rdev uint32
+	}{{fifo, unix.S_IFIFO | 0o640, 0}, {sock, unix.S_IFSOCK | 0o600, 0}, {chr, unix.S_IFCHR | 0o600, uint32(dev)}} {
+		var st unix.Stat_t
+		if err := unix.Lstat(c.p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode != c.mode || uint32(st.Rdev) != c.rdev || st.Nlink != 1 || st.Size != 0 {
+			t.Errorf("%s: mode %#o rdev %#x nlink %d size %d; want mode %#o rdev %#x", c.p, st.Mode, st.Rdev, st.Nlink, st.Size, c.mode, c.rdev)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.Write([]byte("through the pipe"))
+			f.Close()
+		}
+		done <- err
+	}()
+	got, err := os.ReadFile(fifo)
+	if err != nil || string(got) != "through the pipe" || <-done != nil {
+		t.Fatalf("FIFO carried %q (%v)", got, err)
+	}
+	if err := os.Chmod(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(fifo, m.path("fifo2")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(m.path("fifo2")); err != nil || fi.Mode() != os.ModeNamedPipe|0o600 {
+		t.Fatalf("renamed FIFO: %v, %v", fi.Mode(), err)
+	}
+	if err := os.Truncate(chr, 0); err == nil {
+		t.Errorf("truncate of a device node succeeded")
+	}
+	for _, p := range []string{m.path("fifo2"), sock, chr} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if names, err := os.ReadDir(m.dir); err != nil || len(names) != 0 {
+		t.Fatalf("left after removing them: %v, %v", names, err)
+	}
+}

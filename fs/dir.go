@@ -81,12 +81,18 @@ func (d *dirNode) newAttr(ctx context.Context, mode uint32) (versions.Attr, erro
 }
 
 func (d *dirNode) create(ctx context.Context, name string, mode uint32, target string, out *fuse.EntryOut) (*gofs.Inode, versions.Attr, syscall.Errno) {
+	return d.createAttr(ctx, name, mode, versions.Attr{Target: target}, out)
+}
+
+// createAttr is create with more of the new inode given: a symlink's
+// target, a device's number.
+func (d *dirNode) createAttr(ctx context.Context, name string, mode uint32, extra versions.Attr, out *fuse.EntryOut) (*gofs.Inode, versions.Attr, syscall.Errno) {
 	if d.reserved(name) {
 		return nil, versions.Attr{}, syscall.EEXIST
 	}
 	a, err := d.newAttr(ctx, mode)
 	if err == nil {
-		a.Target = target
+		a.Target, a.Rdev = extra.Target, extra.Rdev
 		a, err = d.fs.cat.Create(ctx, d.ino, name, a)
 	}
 	if err != nil {
@@ -109,14 +115,21 @@ func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 	return ch, errno
 }
 
-// Mknod is refused: casfs keeps regular files, directories and symlinks.
+// Mknod makes a regular file, a FIFO, a socket or a device node. The last
+// three are names with attributes: the kernel serves a FIFO's data itself,
+// and a device node is only usable where the mount allows devices (casfs
+// mounts nodev).
 func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = uninterruptible(ctx)
-	if mode&syscall.S_IFMT == syscall.S_IFREG {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFREG, 0:
 		ch, _, errno := d.create(ctx, name, versions.ModeRegular|mode&versions.ModePerm, "", out)
 		return ch, errno
+	case syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
+		ch, _, errno := d.createAttr(ctx, name, mode&(versions.ModeType|versions.ModePerm), versions.Attr{Rdev: dev}, out)
+		return ch, errno
 	}
-	return nil, syscall.EPERM
+	return nil, syscall.EINVAL
 }
 
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {

@@ -250,6 +250,7 @@ func fillAttr(a versions.Attr, out *fuse.Attr) {
 	out.Blocks = (uint64(a.Size) + 511) / 512
 	out.Blksize = 1 << 16
 	out.Nlink = a.Nlink
+	out.Rdev = a.Rdev
 	out.Owner = fuse.Owner{Uid: a.Uid, Gid: a.Gid}
 	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
 }

@@ -169,6 +169,8 @@ func (f *FS) newChild(ctx context.Context, parent *gofs.Inode, a versions.Attr) 
 		emb = &dirNode{node: node{fs: f, ino: a.Ino}}
 	case a.IsSymlink():
 		emb = &symlinkNode{node: node{fs: f, ino: a.Ino}}
+	case a.IsSpecial():
+		emb = &specialNode{node: node{fs: f, ino: a.Ino}}
 	default:
 		emb = &fileNode{node: node{fs: f, ino: a.Ino}}
 	}
@@ -199,13 +201,26 @@ func (s *symlinkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (s *symlinkNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return s.setattrNoSize(ctx, in, out)
+}
+
+// specialNode is a FIFO, a socket or a device node: attributes only. The
+// kernel never sends this filesystem their opens, reads or writes.
+type specialNode struct{ node }
+
+func (s *specialNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return s.setattrNoSize(ctx, in, out)
+}
+
+// setattrNoSize is Setattr for a node without content to truncate.
+func (n *node) setattrNoSize(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	ctx = uninterruptible(ctx)
 	if _, ok := in.GetSize(); ok {
 		return syscall.EINVAL
 	}
-	a, err := s.setMeta(ctx, in)
+	a, err := n.setMeta(ctx, in)
 	if err != nil {
-		return toErrno(err, "setattr", "path", s.path())
+		return toErrno(err, "setattr", "path", n.path())
 	}
 	fillAttr(a, &out.Attr)
 	return 0

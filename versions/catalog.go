@@ -22,7 +22,13 @@ const (
 	ModeDir     = 0o040000
 	ModeRegular = 0o100000
 	ModeSymlink = 0o120000
-	ModePerm    = 0o7777 // permission, setuid, setgid and sticky bits
+	// Special files: they have no content in the store, only a name and
+	// attributes (and a device number for devices).
+	ModeFifo   = 0o010000
+	ModeChar   = 0o020000
+	ModeBlock  = 0o060000
+	ModeSocket = 0o140000
+	ModePerm   = 0o7777 // permission, setuid, setgid and sticky bits
 )
 
 // Attr is what the catalog knows of one inode.
@@ -38,6 +44,8 @@ type Attr struct {
 	Ctime time.Time
 	// Target is a symlink's target.
 	Target string
+	// Rdev is a character or block device's device number (st_rdev).
+	Rdev uint32
 	// Head is the newest version of a regular file, zero if it has none
 	// (a file created and never written).
 	Head VersionID
@@ -49,6 +57,18 @@ type Attr struct {
 func (a Attr) IsDir() bool     { return a.Mode&ModeType == ModeDir }
 func (a Attr) IsRegular() bool { return a.Mode&ModeType == ModeRegular }
 func (a Attr) IsSymlink() bool { return a.Mode&ModeType == ModeSymlink }
+
+// IsSpecial says a is a FIFO, a socket or a device node.
+func (a Attr) IsSpecial() bool {
+	switch a.Mode & ModeType {
+	case ModeFifo, ModeSocket, ModeChar, ModeBlock:
+		return true
+	}
+	return false
+}
+
+// IsDevice says a is a character or block device node.
+func (a Attr) IsDevice() bool { t := a.Mode & ModeType; return t == ModeChar || t == ModeBlock }
 
 // Dirent is one entry of a directory listing.
 type Dirent struct {

@@ -114,7 +114,11 @@ func encodeInode(a *Attr) []byte {
 	binary.BigEndian.PutUint32(b[5:], a.Uid)
 	binary.BigEndian.PutUint32(b[9:], a.Gid)
 	binary.BigEndian.PutUint32(b[13:], a.Nlink)
-	binary.BigEndian.PutUint64(b[17:], uint64(a.Size))
+	size := a.Size
+	if a.IsDevice() {
+		size = int64(a.Rdev) // a device has no size: its slot holds rdev
+	}
+	binary.BigEndian.PutUint64(b[17:], uint64(size))
 	putTimeBE(b[25:], a.Atime)
 	putTimeBE(b[37:], a.Mtime)
 	putTimeBE(b[49:], a.Ctime)
@@ -144,6 +148,9 @@ func decodeInode(ino Ino, b []byte) (Attr, error) {
 		Head:  VersionID{Nanos: int64(binary.BigEndian.Uint64(b[61:])), Seq: binary.BigEndian.Uint32(b[69:])},
 	}
 	copy(a.Recipe[:], b[73:])
+	if a.IsDevice() {
+		a.Rdev, a.Size = uint32(a.Size), 0
+	}
 	if len(b) > inodeFixed {
 		a.Target = string(b[inodeFixed:])
 	}

@@ -362,6 +362,9 @@ func (w *kvTxn) create(parent Ino, name string, a Attr) (Attr, error) {
 	}
 	a.Mode &= ModeType | ModePerm
 	a.Head, a.Recipe, a.Size = VersionID{}, chunkstore.ID{}, 0
+	if !a.IsDevice() {
+		a.Rdev = 0
+	}
 	switch a.Mode & ModeType {
 	case ModeDir:
 		a.Nlink, a.Target = 2, ""
@@ -375,8 +378,10 @@ func (w *kvTxn) create(parent Ino, name string, a Attr) (Attr, error) {
 		if len(a.Target) >= 4096 {
 			return Attr{}, fmt.Errorf("symlink target of %d bytes: %w", len(a.Target), ErrNameLimit)
 		}
+	case ModeFifo, ModeSocket, ModeChar, ModeBlock:
+		a.Nlink, a.Target = 1, ""
 	default:
-		return Attr{}, fmt.Errorf("mode %#o: only directories, regular files and symlinks: %w", a.Mode, ErrInvalid)
+		return Attr{}, fmt.Errorf("mode %#o: not a file type: %w", a.Mode, ErrInvalid)
 	}
 	if a.Ino, err = w.newIno(); err != nil {
 		return Attr{}, err

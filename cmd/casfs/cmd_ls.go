@@ -109,6 +109,14 @@ func modeString(m uint32) string {
 		fm |= fs.ModeDir
 	case versions.ModeSymlink:
 		fm |= fs.ModeSymlink
+	case versions.ModeFifo:
+		fm |= fs.ModeNamedPipe
+	case versions.ModeSocket:
+		fm |= fs.ModeSocket
+	case versions.ModeChar:
+		fm |= fs.ModeDevice | fs.ModeCharDevice
+	case versions.ModeBlock:
+		fm |= fs.ModeDevice
 	}
 	return fm.String()
 }

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) versions.Catalog) {
 	}{
 		{"Root", testRoot},
 		{"Create", testCreate},
+		{"Special", testSpecial},
 		{"CreateErrors", testCreateErrors},
 		{"InodesNotReused", testInodesNotReused},
 		{"LookupErrors", testLookupErrors},
