@@ -248,6 +248,11 @@ func TestCLIHappyPath(t *testing.T) {
 	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, v1) {
 		t.Errorf("get -o: %v, %d bytes", err, len(got))
 	}
+	umask := syscall.Umask(0)
+	syscall.Umask(umask)
+	if fi, err := os.Stat(out); err != nil || fi.Mode() != os.FileMode(0o644&^umask) {
+		t.Errorf("get -o made mode %v (%v), want the file's 0644 less the umask %#o", fi.Mode(), err, umask)
+	}
 	fails(t, 1, []string{"docs/f.txt", `no version "1999"`, "casfs versions"}, "get", store, "docs/f.txt", "--version", "1999")
 
 	ls := ok(t, nil, "ls", store, "docs").stdout

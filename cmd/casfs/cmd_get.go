@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/pflag"
 )
@@ -98,6 +99,13 @@ func runGet(ctx context.Context, args []string) error {
 		return fail(err)
 	}
 	if tmp != "" {
+		// Like cp: the file's permission bits less the umask, not
+		// CreateTemp's 0600 (a restored script keeps its x bit).
+		umask := syscall.Umask(0)
+		syscall.Umask(umask)
+		if err := out.Chmod(os.FileMode(fv.entry.Mode & 0o777 &^ uint32(umask))); err != nil {
+			return err
+		}
 		if err := out.Sync(); err != nil {
 			return err
 		}
