@@ -160,7 +160,10 @@ func (f *FS) newChild(ctx context.Context, parent *gofs.Inode, a versions.Attr) 
 	f.mu.Lock()
 	live := f.open[a.Ino]
 	f.mu.Unlock()
-	if live != nil {
+	// A node the kernel forgot (its last writer's commit failed, so the
+	// staging file stayed for Shutdown) is not handed back to go-fuse,
+	// which has dropped it: the kernel holds nothing of that file to cut.
+	if live != nil && !live.EmbeddedInode().Forgotten() {
 		return parent.NewInode(ctx, live, gofs.StableAttr{Mode: a.Mode & versions.ModeType, Ino: uint64(a.Ino)})
 	}
 	var emb gofs.InodeEmbedder
