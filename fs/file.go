@@ -339,7 +339,8 @@ func (n *fileNode) stageLocked(ctx context.Context, empty bool) error {
 	}
 	n.st = st
 	n.fs.mu.Lock()
-	n.fs.open[n.ino] = n
+	n.fs.open[n] = struct{}{}
+	n.fs.staged[n.ino] = n
 	n.fs.mu.Unlock()
 	return nil
 }
@@ -359,7 +360,10 @@ func (n *fileNode) dropLocked() {
 	st.pmu.Unlock()
 	n.st = nil
 	n.fs.mu.Lock()
-	delete(n.fs.open, n.ino)
+	delete(n.fs.open, n)
+	if n.fs.staged[n.ino] == n {
+		delete(n.fs.staged, n.ino)
+	}
 	n.fs.mu.Unlock()
 }
 

@@ -56,11 +56,15 @@ type FS struct {
 	cache *cache.Store
 	opts  Options
 
-	// open tracks file nodes with a staging file, by inode: Shutdown
-	// commits them all before the store closes, and a lookup answers with
-	// their unsaved size (see newChild).
-	mu   sync.Mutex
-	open map[versions.Ino]*fileNode
+	// open tracks file nodes with a staging file, so Shutdown can commit
+	// them all before the store closes; staged indexes the newest of them
+	// by inode, so a lookup answers with its unsaved size (see newChild).
+	// They differ only when the kernel forgot a node whose staging file
+	// stayed (its last commit failed) and a new node of that file got
+	// one too: Shutdown commits both.
+	mu     sync.Mutex
+	open   map[*fileNode]struct{}
+	staged map[versions.Ino]*fileNode
 
 	// aheadMerged counts rounds of storing ahead whose chunks became a
 	// file's prefix, and aheadHook (if set) runs between a round's storing
@@ -108,11 +112,12 @@ func New(repo *versions.Repo, opts Options) (*FS, error) {
 		os.Remove(p)
 	}
 	return &FS{
-		repo:  repo,
-		cat:   repo.Catalog(),
-		cache: cache.Wrap(repo.Chunks(), opts.CacheBytes),
-		opts:  opts,
-		open:  map[versions.Ino]*fileNode{},
+		repo:   repo,
+		cat:    repo.Catalog(),
+		cache:  cache.Wrap(repo.Chunks(), opts.CacheBytes),
+		opts:   opts,
+		open:   map[*fileNode]struct{}{},
+		staged: map[versions.Ino]*fileNode{},
 		// 4096 entries: the files being written at once, and then some.
 		noXattr: expirable.NewLRU[xattrKey, struct{}](4096, nil, time.Second),
 	}, nil
@@ -134,7 +139,7 @@ func (f *FS) Root() gofs.InodeEmbedder {
 func (f *FS) Shutdown(ctx context.Context) error {
 	f.mu.Lock()
 	nodes := make([]*fileNode, 0, len(f.open))
-	for _, n := range f.open {
+	for n := range f.open {
 		nodes = append(nodes, n)
 	}
 	f.mu.Unlock()

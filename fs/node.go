@@ -158,7 +158,7 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 // nothing.
 func (f *FS) newChild(ctx context.Context, parent *gofs.Inode, a versions.Attr) *gofs.Inode {
 	f.mu.Lock()
-	live := f.open[a.Ino]
+	live := f.staged[a.Ino]
 	f.mu.Unlock()
 	// A node the kernel forgot (its last writer's commit failed, so the
 	// staging file stayed for Shutdown) is not handed back to go-fuse,
