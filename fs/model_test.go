@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -60,7 +61,7 @@ func randomOps(t *testing.T, seed uint64) {
 		if len(tail) > 12 {
 			tail = tail[len(tail)-12:]
 		}
-		t.Fatalf("seed %d, step %d: %s\nlast steps:\n  %s", seed, len(log), fmt.Sprintf(format, args...), bytes.Join(toBytes(tail), []byte("\n  ")))
+		t.Fatalf("seed %d, step %d: %s\nlast steps:\n  %s", seed, len(log), fmt.Sprintf(format, args...), strings.Join(tail, "\n  "))
 	}
 	committed := func(when string) {
 		t.Helper()
@@ -198,12 +199,4 @@ func randomOps(t *testing.T, seed uint64) {
 		fds = fds[1:]
 	}
 	committed("at the end")
-}
-
-func toBytes(s []string) [][]byte {
-	out := make([][]byte, len(s))
-	for i, x := range s {
-		out[i] = []byte(x)
-	}
-	return out
 }

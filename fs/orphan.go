@@ -24,6 +24,11 @@ func (n *fileNode) orphaned(err error) bool {
 	return errors.Is(err, versions.ErrNotExist) && n.last.Load() != nil
 }
 
+// orphanedErrno is orphaned for an errno the catalog's error became.
+func (n *fileNode) orphanedErrno(errno syscall.Errno) bool {
+	return errno == syscall.ENOENT && n.last.Load() != nil
+}
+
 // setOrphanMeta applies s to the attributes of an orphaned file.
 func (n *fileNode) setOrphanMeta(s versions.SetAttr) {
 	n.mu.Lock()
@@ -40,7 +45,7 @@ func (n *fileNode) setOrphanMeta(s versions.SetAttr) {
 
 func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	sz, errno := n.node.Getxattr(ctx, attr, dest)
-	if errno != syscall.ENOENT || n.last.Load() == nil {
+	if !n.orphanedErrno(errno) {
 		return sz, errno
 	}
 	n.mu.RLock()
@@ -57,7 +62,7 @@ func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 
 func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	errno := n.node.Setxattr(ctx, attr, data, flags)
-	if errno != syscall.ENOENT || n.last.Load() == nil {
+	if !n.orphanedErrno(errno) {
 		return errno
 	}
 	n.mu.Lock()
@@ -79,7 +84,7 @@ func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags
 
 func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	errno := n.node.Removexattr(ctx, attr)
-	if errno != syscall.ENOENT || n.last.Load() == nil {
+	if !n.orphanedErrno(errno) {
 		return errno
 	}
 	n.mu.Lock()
@@ -94,7 +99,7 @@ func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 
 func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
 	sz, errno := n.node.Listxattr(ctx, dest)
-	if errno != syscall.ENOENT || n.last.Load() == nil {
+	if !n.orphanedErrno(errno) {
 		return sz, errno
 	}
 	n.mu.RLock()

@@ -378,7 +378,7 @@ func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent,
 		g.Go(func() error { return r.touchAll(gctx, t, ids) })
 	}
 	// chunks yields each chunk of src with its offset from src's start.
-	chunks := func(yield func(int64, []byte) bool) error {
+	chunks := func(yield func(int64, []byte)) error {
 		for _, seg := range segs {
 			ch, err := chunker.New(r.cfg.Chunker, segReader(seg))
 			if err != nil {
@@ -392,14 +392,12 @@ func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent,
 				if err != nil {
 					return fmt.Errorf("reading content: %w", err)
 				}
-				if !yield(seg.off+c.Offset, c.Data) {
-					return nil
-				}
+				yield(seg.off+c.Offset, c.Data)
 			}
 		}
 		return nil
 	}
-	err := chunks(func(off int64, data []byte) bool {
+	err := chunks(func(off int64, data []byte) {
 		s := &slot{ext: recipe.Extent{Offset: base + off, Size: int64(len(data))}}
 		buf := getBuf(len(data))
 		copy(buf, data)
@@ -410,12 +408,11 @@ func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent,
 				dispatch(last, lastBuf)
 			}
 			last, lastBuf = s, buf
-			return true
+			return
 		}
 		slots = append(slots, s)
 		size = off + int64(len(data))
 		dispatch(s, buf)
-		return true
 	})
 	if lastBuf != nil {
 		putBuf(lastBuf)
