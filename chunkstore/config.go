@@ -8,7 +8,11 @@ import (
 
 // FormatVersion is the newest store format this build writes and reads.
 // Bump it when the layout of stored data changes; Open refuses anything newer.
-const FormatVersion = 1
+//
+// Format 2 added Layout. Stores are written with the oldest format that
+// describes them (see FormatFor), so a casfs that predates a layout
+// refuses exactly the stores it cannot read.
+const FormatVersion = 2
 
 // Config is recorded once, at init, at the root of every store. It decides how
 // bytes are laid out, so it never changes for the life of a store.
@@ -18,6 +22,29 @@ type Config struct {
 	Hash        Hash          `json:"hash"`
 	Chunker     ChunkerConfig `json:"chunker"`
 	Compression string        `json:"compression"` // "zstd" or "none"
+	// Layout is how a local directory store keeps its chunks: LayoutFiles
+	// (also when empty, as in every format 1 store) or LayoutPacks. Remote
+	// stores have their own layout and leave it empty.
+	Layout string `json:"layout,omitempty"`
+}
+
+// Local store layouts (Config.Layout).
+const (
+	// LayoutFiles keeps one file per chunk (format 1).
+	LayoutFiles = "files"
+	// LayoutPacks appends chunks to large pack files and finds them
+	// through an index (format 2): no file is created per chunk, and a
+	// file's chunks lie one after another on disk.
+	LayoutPacks = "packs"
+)
+
+// FormatFor returns the format version a store with config c is written
+// with: the oldest that knows its layout.
+func FormatFor(c Config) int {
+	if c.Layout == LayoutPacks {
+		return 2
+	}
+	return 1
 }
 
 // ChunkerConfig names a chunker and its parameters (bytes).
@@ -56,7 +83,7 @@ const (
 // DefaultConfig is what `casfs init` writes without flags.
 func DefaultConfig() Config {
 	return Config{
-		Format: FormatVersion,
+		Format: 1, // local stores: FormatFor, at Init
 		Hash:   HashBLAKE3,
 		Chunker: ChunkerConfig{
 			Algorithm: "fastcdc",
@@ -80,6 +107,15 @@ func (c Config) Validate() error {
 	}
 	if c.ID == "" {
 		return fmt.Errorf("%w: config has no store id", ErrUnknownFormat)
+	}
+	switch c.Layout {
+	case "", LayoutFiles:
+	case LayoutPacks:
+		if c.Format < 2 {
+			return fmt.Errorf("%w: layout %q needs format 2, config says %d", ErrUnknownFormat, c.Layout, c.Format)
+		}
+	default:
+		return fmt.Errorf("%w: layout %q (known: %s, %s)", ErrUnknownFormat, c.Layout, LayoutFiles, LayoutPacks)
 	}
 	if !c.Hash.Valid() {
 		return fmt.Errorf("%w: hash %q (known: %s, %s)", ErrUnknownFormat, c.Hash, HashBLAKE3, HashSHA256)

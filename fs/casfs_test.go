@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/casfs/casfs/chunkstore/local"
 	"github.com/casfs/casfs/versions"
 )
 
@@ -328,15 +329,25 @@ func TestCorruptChunkIsEIO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Flip a byte at the end of the chunk file holding bad's last extent.
-	id := rec.Extents[len(rec.Extents)-1].ID.String()
-	chunk := filepath.Join(m.store, "chunks", id[:2], id[2:4], id)
-	b, err := os.ReadFile(chunk)
+	// Flip the last byte of the stored chunk holding bad's last extent.
+	id := rec.Extents[len(rec.Extents)-1].ID
+	chunk, off, n, err := local.FindOnDisk(m.store, id)
 	if err != nil {
-		t.Fatalf("finding the chunk file: %v", err)
+		t.Fatalf("finding the chunk on disk: %v", err)
 	}
-	b[len(b)-1] ^= 0xff
-	os.WriteFile(chunk, b, 0o644)
+	f, err := os.OpenFile(chunk, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off+int64(n)-1); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off+int64(n)-1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 	// Reads must reach the store: not the staging file, which stays until
 	// the kernel's asynchronous RELEASE, nor the kernel's page cache.
 	waitFor(t, "the staging files to go", func() bool {

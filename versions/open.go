@@ -96,7 +96,12 @@ func Open(ctx context.Context, loc string, opts OpenOptions) (*Repo, error) {
 // metaDBName is the catalog's file in a local store directory.
 const metaDBName = "meta.db"
 
+// initLocal makes a local store; one whose config names no layout gets
+// packs, the default since format 2.
 func initLocal(ctx context.Context, dir string, cfg chunkstore.Config) error {
+	if cfg.Layout == "" {
+		cfg.Layout = chunkstore.LayoutPacks
+	}
 	if err := local.Init(dir, cfg); err != nil {
 		return err
 	}
@@ -112,7 +117,7 @@ func initLocal(ctx context.Context, dir string, cfg chunkstore.Config) error {
 // (compression, framing, verification) → Repo, with the bbolt catalog in the
 // same directory under the store's lock.
 func openLocal(ctx context.Context, dir string, opts OpenOptions) (*Repo, error) {
-	st, err := local.Open(ctx, dir, local.Options{ReadOnly: opts.ReadOnly, Owner: opts.Owner})
+	st, err := local.OpenDir(ctx, dir, local.Options{ReadOnly: opts.ReadOnly, Owner: opts.Owner})
 	if err != nil {
 		return nil, err
 	}

@@ -77,6 +77,9 @@ func Init(dir string, cfg chunkstore.Config) error {
 	if cfg.ID == "" {
 		cfg.ID = newStoreID()
 	}
+	if f := chunkstore.FormatFor(cfg); cfg.Format < f {
+		cfg.Format = f
+	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("init store %s: %w", dir, err)
 	}
@@ -105,7 +108,11 @@ func Init(dir string, cfg chunkstore.Config) error {
 	if err := checkEmpty(dir); err != nil {
 		return fmt.Errorf("init store %s: %w", dir, err)
 	}
-	for _, name := range []string{chunksName, tmpName} {
+	dataDir := chunksName
+	if cfg.Layout == chunkstore.LayoutPacks {
+		dataDir = packsName
+	}
+	for _, name := range []string{dataDir, tmpName} {
 		if err := os.Mkdir(filepath.Join(dir, name), dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("init store %s: %w", dir, err)
 		}
@@ -156,7 +163,7 @@ func checkEmpty(dir string) error {
 	for _, e := range entries {
 		ok := false
 		switch e.Name() {
-		case chunksName, tmpName:
+		case chunksName, tmpName, packsName:
 			if e.IsDir() {
 				sub, err := os.ReadDir(filepath.Join(dir, e.Name()))
 				ok = err == nil && len(sub) == 0
@@ -180,29 +187,77 @@ func newStoreID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Open opens the store in dir and locks it for this process until Close.
-func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
-	if err := ctx.Err(); err != nil {
+// DirStore is a store in a local directory, of either layout.
+type DirStore interface {
+	chunkstore.Store
+	chunkstore.BufferedGetter
+	// Config returns the store's config, as Init recorded it.
+	Config() chunkstore.Config
+	// Dir returns the store's directory, as an absolute path.
+	Dir() string
+}
+
+// OpenDir opens the store in dir, of whichever layout its config names,
+// and locks it for this process until Close.
+func OpenDir(ctx context.Context, dir string, opts Options) (DirStore, error) {
+	dir, cfg, lock, err := openLocked(ctx, dir, opts)
+	if err != nil {
 		return nil, err
+	}
+	if cfg.Layout == chunkstore.LayoutPacks {
+		s, err := openPacks(dir, cfg, lock, opts)
+		if err != nil {
+			unlockStore(lock)
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+		return s, nil
+	}
+	return openFiles(dir, cfg, lock, opts)
+}
+
+// Open opens the store in dir, which must have the files layout, and locks
+// it for this process until Close.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	dir, cfg, lock, err := openLocked(ctx, dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Layout == chunkstore.LayoutPacks {
+		unlockStore(lock)
+		return nil, fmt.Errorf("open store %s: it has the %s layout (use OpenDir)", dir, cfg.Layout)
+	}
+	return openFiles(dir, cfg, lock, opts)
+}
+
+// openLocked reads and checks the config of the store in dir and takes its
+// lock; it returns dir made absolute.
+func openLocked(ctx context.Context, dir string, opts Options) (string, chunkstore.Config, *os.File, error) {
+	var cfg chunkstore.Config
+	if err := ctx.Err(); err != nil {
+		return "", cfg, nil, err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return "", cfg, nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	dir = abs
 	cfgPath := filepath.Join(dir, configName)
 	b, err := os.ReadFile(cfgPath)
 	if err != nil {
-		return nil, noStore(dir, err)
+		return "", cfg, nil, noStore(dir, err)
 	}
-	cfg, err := chunkstore.UnmarshalConfig(b)
+	cfg, err = chunkstore.UnmarshalConfig(b)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: config %s: %w", dir, cfgPath, err)
+		return "", cfg, nil, fmt.Errorf("open store %s: config %s: %w", dir, cfgPath, err)
 	}
 	lock, err := lockStore(dir, filepath.Join(dir, lockName), opts)
 	if err != nil {
-		return nil, err
+		return "", cfg, nil, err
 	}
+	return dir, cfg, lock, nil
+}
+
+func openFiles(dir string, cfg chunkstore.Config, lock *os.File, opts Options) (*Store, error) {
 	s := &Store{dir: dir, cfg: cfg, readOnly: opts.ReadOnly, lock: lock, batcher: newBatcher()}
 	if !opts.ReadOnly {
 		if err := s.prepare(); err != nil {

@@ -29,6 +29,11 @@ func TestMain(m *testing.M) {
 		holdLock(dir)
 		return
 	}
+	if dir := os.Getenv(packCrashChildEnv); dir != "" {
+		seed, _ := strconv.ParseUint(os.Getenv("CASFS_TEST_CRASH_SEED"), 10, 64)
+		packCrashChild(dir, seed)
+		return
+	}
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		seed, _ := strconv.ParseUint(os.Getenv("CASFS_TEST_CRASH_SEED"), 10, 64)
 		crashChild(dir, seed)

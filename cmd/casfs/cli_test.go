@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -406,35 +409,64 @@ func inspect(t *testing.T, store, p string) (versions.Version, *recipe.Recipe) {
 	return versions.Version{ID: a.Head, Recipe: a.Recipe, Size: a.Size}, rec
 }
 
-// chunkFile finds the file that holds chunk id in the store's directory.
-func chunkFile(t *testing.T, store string, id chunkstore.ID) string {
+// damageChunk rewrites chunk id's stored bytes with damage's result, in
+// place. A shorter result cuts the file there if the chunk is the last
+// thing in it, as a torn write would; otherwise (a record inside a pack)
+// the rest of its bytes become zeros, as a torn write would leave them.
+func damageChunk(t *testing.T, store string, id chunkstore.ID, damage func([]byte) []byte) {
 	t.Helper()
-	var found string
-	err := filepath.WalkDir(filepath.Join(store, "chunks"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Name() == id.String() {
-			found = p
-		}
-		return err
-	})
-	if err != nil || found == "" {
-		t.Fatalf("no file for chunk %s in %s (%v)", id, store, err)
+	path, off, n, err := local.FindOnDisk(store, id)
+	if err != nil {
+		t.Fatalf("finding chunk %s in %s: %v", id, store, err)
 	}
-	return found
-}
-
-func chunkFiles(t *testing.T, store string) int {
-	t.Helper()
-	n := 0
-	err := filepath.WalkDir(filepath.Join(store, "chunks"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			n++
-		}
-		return err
-	})
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	defer f.Close()
+	data := make([]byte, n)
+	if _, err := f.ReadAt(data, off); err != nil {
+		t.Fatal(err)
+	}
+	d := damage(data)
+	if _, err := f.WriteAt(d, off); err != nil {
+		t.Fatal(err)
+	}
+	if len(d) < n {
+		if st, _ := f.Stat(); st.Size() == off+int64(n) {
+			err = f.Truncate(off + int64(len(d)))
+		} else {
+			_, err = f.WriteAt(make([]byte, n-len(d)), off+int64(len(d)))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// chunkData digests every byte the store keeps chunks in (either layout),
+// so a test can tell that no chunk was added, deleted or changed.
+func chunkData(t *testing.T, store string) string {
+	t.Helper()
+	h := sha256.New()
+	for _, dir := range []string{"chunks", "packs"} {
+		err := filepath.WalkDir(filepath.Join(store, dir), func(p string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			fmt.Fprintf(h, "%s %d\n", p, len(b))
+			h.Write(b)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // TestCLIDamage: corrupt data met by get and fsck exits 3 and names the
@@ -464,14 +496,7 @@ func TestCLIDamage(t *testing.T) {
 			if !tc.recipe {
 				id = rec.Extents[1].ID
 			}
-			file := chunkFile(t, store, id)
-			data, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(file, tc.damage(data), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			damageChunk(t, store, id, tc.damage)
 			wants := append([]string{"casfs get: a.bin version " + idA, id.String()}, tc.wants...)
 
 			fails(t, 3, wants, "get", store, "a.bin")
@@ -491,12 +516,12 @@ func TestCLIDamage(t *testing.T) {
 			}
 			// gc that cannot read a recipe deletes nothing; with a bad data
 			// chunk there is nothing to delete either.
-			n := chunkFiles(t, store)
+			before := chunkData(t, store)
 			res = cli(t, nil, "gc", store)
 			if tc.recipe && (res.code != 3 || !strings.Contains(res.stderr, "nothing deleted")) {
 				t.Errorf("gc with an unreadable recipe: %v", res)
 			}
-			if chunkFiles(t, store) != n {
+			if chunkData(t, store) != before {
 				t.Errorf("gc deleted chunks from a damaged store")
 			}
 		})
@@ -526,14 +551,14 @@ func TestCLIUnknownFormat(t *testing.T) {
 	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	chunks := chunkFiles(t, store)
+	chunks := chunkData(t, store)
 	for _, args := range [][]string{{"get", store, "f"}, {"put", store, "g", "-"}, {"fsck", store}, {"gc", store}, {"rm", store, "f"}} {
 		fails(t, 1, []string{"unknown store format", "format version 99", "newer casfs"}, args...)
 	}
 	if after, err := os.ReadFile(cfgPath); err != nil || !bytes.Equal(after, raw) {
 		t.Errorf("the config changed: %v\n%s", err, after)
 	}
-	if chunkFiles(t, store) != chunks {
+	if chunkData(t, store) != chunks {
 		t.Errorf("chunks changed in a store of unknown format")
 	}
 }
@@ -543,7 +568,7 @@ func TestCLIUnknownFormat(t *testing.T) {
 func TestCLILocked(t *testing.T) {
 	store := newStore(t)
 	put(t, store, "f", []byte("hello"))
-	held, err := local.Open(context.Background(), store, local.Options{Owner: "the cli test's holder"})
+	held, err := local.OpenDir(context.Background(), store, local.Options{Owner: "the cli test's holder"})
 	if err != nil {
 		t.Fatal(err)
 	}

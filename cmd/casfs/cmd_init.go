@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -17,6 +18,7 @@ var initOpts struct {
 	maxSize     string
 	compression string
 	hash        string
+	layout      string
 }
 
 func init() {
@@ -32,7 +34,12 @@ in a Ceph pool (the pool must exist).
 The default chunker is FastCDC (content-defined; nominal average 640 KiB,
 which gives chunks of ~0.75 MiB on real data): an insertion
 near the start of a file re-stores only the chunks around it. --chunker fixed
-cuts fixed 4 MiB chunks, as casfs's ancestor did.`,
+cuts fixed 4 MiB chunks, as casfs's ancestor did.
+
+A local store keeps its chunks in large pack files (--layout packs, the
+default): storing a chunk appends to a pack, and a file's chunks lie one
+after another on disk. --layout files keeps one file per chunk, as stores
+made before format 2 do (older casfs can read only those).`,
 		examples: `  casfs init ~/cas
   casfs init --chunker fixed --chunk-size 4M /srv/cas
   casfs init --chunk-size 512K --compression none /srv/cas-media`,
@@ -43,6 +50,7 @@ cuts fixed 4 MiB chunks, as casfs's ancestor did.`,
 			fs.StringVar(&initOpts.maxSize, "max-size", "", "fastcdc maximum chunk size (default avg*4)")
 			fs.StringVar(&initOpts.compression, "compression", "zstd", "chunk compression: zstd or none")
 			fs.StringVar(&initOpts.hash, "hash", string(chunkstore.HashBLAKE3), "chunk fingerprint: blake3-256 or sha256")
+			fs.StringVar(&initOpts.layout, "layout", chunkstore.LayoutPacks, "local store layout: packs or files (ignored for rados://)")
 		},
 		minArgs: 1, maxArgs: 1,
 		run: runInit,
@@ -82,6 +90,15 @@ func runInit(ctx context.Context, args []string) error {
 		cfg.Chunker = chunkstore.ChunkerConfig{Algorithm: "fixed", Size: n}
 	default:
 		return usagef("--chunker %q: want fastcdc or fixed", initOpts.chunker)
+	}
+	switch initOpts.layout {
+	case chunkstore.LayoutPacks, chunkstore.LayoutFiles:
+		if !strings.Contains(args[0], "://") {
+			cfg.Layout = initOpts.layout
+			cfg.Format = chunkstore.FormatFor(cfg)
+		}
+	default:
+		return usagef("--layout %q: want packs or files", initOpts.layout)
 	}
 	cfg.ID = "to-be-assigned" // Validate wants one; the store assigns the real id
 	if err := cfg.Validate(); err != nil {

@@ -1,0 +1,951 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/sys/unix"
+
+	"github.com/casfs/casfs/chunkstore"
+)
+
+// Names of the packs layout; see "Packs" in the package documentation.
+const (
+	packsName = "packs"
+	indexName = "index.db"
+)
+
+// Record framing in a pack file.
+const (
+	recMagic  = "cpk1"
+	recHeader = 4 + 4 + chunkstore.IDSize // magic, data length, ID
+	// recAlign aligns every record to the filesystem's block size, so that
+	// punching out a deleted record frees exactly its blocks.
+	recAlign = 4096
+)
+
+// Variables so tests can make them small.
+var (
+	// packLimit is the size at which Put starts a new pack file.
+	packLimit int64 = 256 << 20
+	// packKickEvery is how many bytes Put writes to a pack between starts of
+	// its writeback; packDropBehind is how far behind the write position
+	// clean pages are dropped from the page cache (see kick).
+	packKickEvery  int64 = 16 << 20
+	packDropBehind int64 = 64 << 20
+	// maxOpenPacks bounds the pack files kept open for reading.
+	maxOpenPacks = 512
+)
+
+var (
+	bktChunks = []byte("chunks") // ID → location (packLoc.encode)
+	bktPacks  = []byte("packs")  // pack number (4 bytes, big-endian) → indexed records (8 bytes)
+)
+
+// packLoc is where a chunk's record lies.
+type packLoc struct {
+	pack uint32
+	off  int64  // of the record's header, a multiple of recAlign
+	n    uint32 // bytes of chunk data after the header
+}
+
+func (l packLoc) span() int64 { return alignUp(recHeader + int64(l.n)) }
+
+func (l packLoc) encode() []byte {
+	b := make([]byte, 16)
+	binary.BigEndian.PutUint32(b[0:], l.pack)
+	binary.BigEndian.PutUint64(b[4:], uint64(l.off))
+	binary.BigEndian.PutUint32(b[12:], l.n)
+	return b
+}
+
+func decodeLoc(b []byte) (packLoc, bool) {
+	if len(b) != 16 {
+		return packLoc{}, false
+	}
+	return packLoc{
+		pack: binary.BigEndian.Uint32(b[0:]),
+		off:  int64(binary.BigEndian.Uint64(b[4:])),
+		n:    binary.BigEndian.Uint32(b[12:]),
+	}, true
+}
+
+func packKey(n uint32) []byte { return binary.BigEndian.AppendUint32(nil, n) }
+
+func alignUp(n int64) int64 { return (n + recAlign - 1) &^ (recAlign - 1) }
+
+// packOp is a change of one chunk that the index does not hold yet: a Put
+// (at loc) or a Delete. punch lists records of earlier puts of the chunk
+// that this op makes dead, to be punched out once it is in the index.
+type packOp struct {
+	seq   uint64
+	del   bool
+	loc   packLoc
+	punch []packLoc
+}
+
+// packFile is an open pack.
+type packFile struct {
+	n    uint32
+	f    *os.File
+	size int64 // bytes reserved by Puts; only the current pack grows
+
+	// For the current pack: where the last writeback kick started.
+	kicked int64
+	// ours: this Store made the pack, and Puts may write to it; it stays
+	// open until Close.
+	ours bool
+}
+
+// PackStore is a chunkstore.Store in a local directory with the packs
+// layout. Its methods are safe for concurrent use.
+type PackStore struct {
+	dir      string // absolute
+	cfg      chunkstore.Config
+	readOnly bool
+	lock     *os.File // holds the flock; nil after Close
+	db       *bolt.DB
+
+	mu      sync.Mutex
+	pending map[chunkstore.ID]packOp // changes not yet in the index
+	seq     uint64
+	cur     *packFile            // the pack Puts append to; nil until the first Put
+	next    uint32               // number of the next pack to create
+	open    map[uint32]*packFile // packs open for reading (and cur)
+	dirty   map[uint32]*packFile // packs written since the last Sync took its batch
+	newPack bool                 // packs/ has a name no Sync made durable yet
+
+	syncSem chan struct{}
+	failed  error // guarded by holding syncSem; see Store's batcher
+}
+
+var (
+	_ chunkstore.Store          = (*PackStore)(nil)
+	_ chunkstore.BufferedGetter = (*PackStore)(nil)
+)
+
+func packName(n uint32) string { return fmt.Sprintf("%08x.pack", n) }
+
+// parsePackName returns the number of a pack file's name.
+func parsePackName(name string) (uint32, bool) {
+	hex, ok := strings.CutSuffix(name, ".pack")
+	if !ok || len(hex) != 8 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(hex, 16, 32)
+	return uint32(n), err == nil
+}
+
+func (s *PackStore) packPath(n uint32) string {
+	return filepath.Join(s.dir, packsName, packName(n))
+}
+
+// openPacks opens a store of the packs layout; Open has read and checked
+// its config and holds its lock.
+func openPacks(dir string, cfg chunkstore.Config, lock *os.File, opts Options) (*PackStore, error) {
+	s := &PackStore{
+		dir: dir, cfg: cfg, readOnly: opts.ReadOnly, lock: lock,
+		pending: map[chunkstore.ID]packOp{},
+		open:    map[uint32]*packFile{},
+		dirty:   map[uint32]*packFile{},
+		syncSem: make(chan struct{}, 1),
+	}
+	if !opts.ReadOnly {
+		if err := os.Mkdir(filepath.Join(dir, packsName), dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+	}
+	idx := filepath.Join(dir, indexName)
+	if opts.ReadOnly {
+		if _, err := os.Stat(idx); errors.Is(err, fs.ErrNotExist) {
+			// Never written to: an empty store. bbolt cannot open a
+			// missing file read-only, and must not create one.
+			idx = ""
+		}
+	}
+	if idx != "" {
+		db, err := bolt.Open(idx, fileMode, &bolt.Options{
+			Timeout:      time.Second,
+			ReadOnly:     opts.ReadOnly,
+			FreelistType: bolt.FreelistMapType,
+		})
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("index %s: another process holds it", idx)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("index %s: %w", idx, err)
+		}
+		s.db = db
+	}
+	if !opts.ReadOnly {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bktChunks, bktPacks} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			err = s.removeDeadPacks()
+		}
+		if err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("index %s: %w", idx, err)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, packsName))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if s.db != nil {
+			s.db.Close()
+		}
+		return nil, err
+	}
+	for _, e := range entries {
+		// Never append to an existing pack: a crash may have left
+		// unindexed bytes at its end.
+		if n, ok := parsePackName(e.Name()); ok && n >= s.next {
+			s.next = n + 1
+		}
+	}
+	return s, nil
+}
+
+// removeDeadPacks deletes the pack files that no indexed record is left in
+// (a gc deleted them all, and a Sync recorded it) and forgets them.
+func (s *PackStore) removeDeadPacks() error {
+	var dead []uint32
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktPacks).ForEach(func(k, v []byte) error {
+			if len(k) == 4 && len(v) == 8 && binary.BigEndian.Uint64(v) == 0 {
+				dead = append(dead, binary.BigEndian.Uint32(k))
+			}
+			return nil
+		})
+	})
+	if err != nil || len(dead) == 0 {
+		return err
+	}
+	for _, n := range dead {
+		if err := os.Remove(s.packPath(n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	// The files go first: a crash in between leaves entries for files
+	// that are gone, which the next Open removes again.
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktPacks)
+		for _, n := range dead {
+			if err := b.Delete(packKey(n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Config returns the store's config, as Init recorded it.
+func (s *PackStore) Config() chunkstore.Config { return s.cfg }
+
+// Dir returns the store's directory, as an absolute path.
+func (s *PackStore) Dir() string { return s.dir }
+
+// Properties describes the store.
+func (s *PackStore) Properties() chunkstore.Properties {
+	return chunkstore.Properties{
+		Name:        "local:" + s.dir,
+		Concurrency: 16,
+		Local:       true,
+	}
+}
+
+// indexed returns id's location in the index.
+func (s *PackStore) indexed(id chunkstore.ID) (packLoc, bool, error) {
+	if s.db == nil {
+		return packLoc{}, false, nil
+	}
+	var l packLoc
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktChunks)
+		if b == nil {
+			return errors.New("index has no chunks bucket")
+		}
+		v := b.Get(id[:])
+		if v == nil {
+			return nil
+		}
+		if l, ok = decodeLoc(v); !ok {
+			return fmt.Errorf("index entry of chunk %s is %d bytes, not 16", id.Str(), len(v))
+		}
+		return nil
+	})
+	return l, ok, err
+}
+
+// locate returns where chunk id is, pending or indexed.
+func (s *PackStore) locate(id chunkstore.ID) (packLoc, bool, error) {
+	s.mu.Lock()
+	op, ok := s.pending[id]
+	s.mu.Unlock()
+	if ok {
+		return op.loc, !op.del, nil
+	}
+	return s.indexed(id)
+}
+
+// Put appends a record of id and data to the current pack and records it
+// as pending: Has, Get and List see it at once, Sync puts it in the index.
+// An id already present is left as it is.
+func (s *PackStore) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.readOnly {
+		return fmt.Errorf("store %s: put chunk %s: %w", s.dir, id.Str(), ErrReadOnly)
+	}
+	if len(data) > chunkstore.MaxChunkSize+(1<<20) {
+		return fmt.Errorf("store %s: put chunk %s: %d bytes is more than a chunk can be", s.dir, id.Str(), len(data))
+	}
+	_, ok, err := s.locate(id)
+	if err != nil {
+		return fmt.Errorf("store %s: put chunk %s: %w", s.dir, id.Str(), err)
+	}
+	if ok {
+		return nil
+	}
+	pf, l, err := s.reserve(len(data))
+	if err != nil {
+		return fmt.Errorf("store %s: put chunk %s: %w", s.dir, id.Str(), err)
+	}
+	var hdr [recHeader]byte
+	copy(hdr[:], recMagic)
+	binary.BigEndian.PutUint32(hdr[4:], l.n)
+	copy(hdr[8:], id[:])
+	if err := writeRecord(pf.f, hdr[:], data, l.off); err != nil {
+		punch(pf.f, l)
+		return fmt.Errorf("store %s: put chunk %s: %w", s.dir, id.Str(), err)
+	}
+
+	s.mu.Lock()
+	op, ok := s.pending[id]
+	added := !ok || op.del
+	if added {
+		s.seq++
+		var dead []packLoc
+		if ok {
+			dead = op.punch // a Delete of it is pending: still dead
+		}
+		s.pending[id] = packOp{seq: s.seq, loc: l, punch: dead}
+		s.dirty[pf.n] = pf
+	}
+	n := len(s.pending)
+	kick := s.kickLocked(pf, l.off+l.span())
+	s.mu.Unlock()
+	if !added {
+		// A concurrent Put of the same chunk won; its record is as good.
+		punch(pf.f, l)
+	}
+	if kick != nil {
+		kick()
+	}
+	if n >= maxPending {
+		return s.syncSoon(ctx)
+	}
+	return nil
+}
+
+// withFd calls fn with f's descriptor, which stays open until fn returns
+// even if f is closed meanwhile (os.File counts its users); on a closed f it
+// returns os.ErrClosed without calling fn.
+func withFd(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// writeRecord writes a record's header and data at off. It is a variable
+// so tests can make the disk look full.
+var writeRecord = func(f *os.File, hdr, data []byte, off int64) error {
+	want := len(hdr) + len(data)
+	var n int
+	err := withFd(f, func(fd int) (err error) {
+		n, err = unix.Pwritev(fd, [][]byte{hdr, data}, off)
+		return err
+	})
+	if err == nil && n < want {
+		// Short writes of regular files happen only at the end of the
+		// space; finish with plain writes, which report why.
+		var buf []byte
+		buf = append(append(buf, hdr...), data...)
+		_, err = f.WriteAt(buf[n:], off+int64(n))
+	}
+	return err
+}
+
+// punch frees a record's blocks; the pack keeps its size. It is a hint:
+// where it fails, the space stays used.
+func punch(f *os.File, l packLoc) {
+	_ = withFd(f, func(fd int) error {
+		return unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, l.off, l.span())
+	})
+}
+
+// reserve returns the pack and place for a record of n data bytes, starting
+// a new pack when the current one is full.
+func (s *PackStore) reserve(n int) (*packFile, packLoc, error) {
+	span := alignUp(recHeader + int64(n))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil || s.cur.size > 0 && s.cur.size+span > packLimit {
+		f, err := os.OpenFile(s.packPath(s.next), os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
+		if err != nil {
+			return nil, packLoc{}, err
+		}
+		s.cur = &packFile{n: s.next, f: f, ours: true}
+		s.open[s.next] = s.cur
+		s.next++
+		s.newPack = true
+	}
+	l := packLoc{pack: s.cur.n, off: s.cur.size, n: uint32(n)}
+	s.cur.size += span
+	return s.cur, l, nil
+}
+
+// kickLocked returns what to do, outside mu, once a Put has written pf up to
+// end: every packKickEvery bytes, start the writeback of what was written
+// since the last kick, so that Sync finds most of it on disk, and drop from
+// the page cache what lies packDropBehind before it (clean by then): a
+// large put would otherwise fill the page cache with chunks no one is about
+// to read, and fresh page cache is expensive here (see dropLater).
+func (s *PackStore) kickLocked(pf *packFile, end int64) func() {
+	if end-pf.kicked < packKickEvery {
+		return nil
+	}
+	from := pf.kicked
+	pf.kicked = end
+	return func() {
+		_ = withFd(pf.f, func(fd int) error {
+			_ = unix.SyncFileRange(fd, from, end-from, unix.SYNC_FILE_RANGE_WRITE)
+			if from > packDropBehind {
+				_ = unix.Fadvise(fd, 0, from-packDropBehind, unix.FADV_DONTNEED)
+			}
+			return nil
+		})
+	}
+}
+
+// file returns pack n open for reading.
+func (s *PackStore) file(n uint32) (*os.File, error) {
+	s.mu.Lock()
+	if pf, ok := s.open[n]; ok {
+		s.mu.Unlock()
+		return pf.f, nil
+	}
+	s.mu.Unlock()
+	flag := os.O_RDWR
+	if s.readOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(s.packPath(n), flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pf, ok := s.open[n]; ok {
+		f.Close()
+		return pf.f, nil
+	}
+	if len(s.open) >= maxOpenPacks {
+		// Close the ones no Sync needs. A read in flight on one of
+		// them finishes (os.File defers the close until it is done);
+		// one that starts after gets os.ErrClosed and opens it again.
+		for k, pf := range s.open {
+			if !pf.ours && s.dirty[k] == nil {
+				pf.f.Close()
+				delete(s.open, k)
+			}
+		}
+	}
+	s.open[n] = &packFile{n: n, f: f}
+	return f, nil
+}
+
+// read reads chunk id's record at l into buf (len(buf) == l.n).
+func (s *PackStore) read(id chunkstore.ID, l packLoc, buf []byte) error {
+	var hdr [recHeader]byte
+	for try := 0; ; try++ {
+		f, err := s.file(l.pack)
+		if err != nil {
+			return err
+		}
+		var n int
+		err = withFd(f, func(fd int) (err error) {
+			n, err = unix.Preadv(fd, [][]byte{hdr[:], buf}, l.off)
+			return err
+		})
+		if errors.Is(err, os.ErrClosed) && try < 2 {
+			continue // closed under us by file's trimming
+		}
+		if err != nil {
+			return &fs.PathError{Op: "read", Path: s.packPath(l.pack), Err: err}
+		}
+		if n < recHeader+len(buf) {
+			return s.corrupt(id, l, fmt.Sprintf("record is cut short: %d of %d bytes", n, recHeader+len(buf)))
+		}
+		break
+	}
+	switch {
+	case string(hdr[:4]) != recMagic:
+		return s.corrupt(id, l, "no record header")
+	case binary.BigEndian.Uint32(hdr[4:]) != l.n:
+		return s.corrupt(id, l, fmt.Sprintf("record length %d, index says %d", binary.BigEndian.Uint32(hdr[4:]), l.n))
+	case !bytes.Equal(hdr[8:], id[:]):
+		return s.corrupt(id, l, "record holds another chunk")
+	}
+	return nil
+}
+
+func (s *PackStore) corrupt(id chunkstore.ID, l packLoc, why string) error {
+	return &chunkstore.CorruptError{ID: id, Where: fmt.Sprintf("%s at offset %d", s.packPath(l.pack), l.off), Reason: why}
+}
+
+// get reads chunk id into a buffer from alloc. A record found damaged is
+// looked up again before it is called corrupt: a Delete may have punched
+// it out after this looked it up.
+func (s *PackStore) get(ctx context.Context, id chunkstore.ID, alloc func(int) []byte, free func([]byte)) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for try := 0; ; try++ {
+		l, ok, err := s.locate(id)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: get chunk %s: %w", s.dir, id.Str(), err)
+		}
+		if !ok {
+			return nil, chunkstore.NotFound(id)
+		}
+		buf := alloc(int(l.n))
+		err = s.read(id, l, buf)
+		if err == nil {
+			return buf, nil
+		}
+		free(buf)
+		// Deleted or put again since the lookup: look again.
+		if again, ok, lerr := s.locate(id); lerr == nil && (!ok || again != l) && try < 2 {
+			continue
+		}
+		if errors.Is(err, chunkstore.ErrCorrupt) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store %s: get chunk %s: %w", s.dir, id.Str(), err)
+	}
+}
+
+// Get returns the bytes stored under id.
+func (s *PackStore) Get(ctx context.Context, id chunkstore.ID) ([]byte, error) {
+	return s.get(ctx, id, func(n int) []byte { return make([]byte, n) }, func([]byte) {})
+}
+
+// GetBuffered reads chunk id into a buffer from bufs, with one preadv(2).
+func (s *PackStore) GetBuffered(ctx context.Context, id chunkstore.ID, bufs chunkstore.Buffers) (data, buf []byte, err error) {
+	b, err := s.get(ctx, id, bufs.Get, bufs.Put)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, b, nil
+}
+
+// Has reports whether id is stored, pending or indexed.
+func (s *PackStore) Has(ctx context.Context, id chunkstore.ID) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	_, ok, err := s.locate(id)
+	if err != nil {
+		return false, fmt.Errorf("store %s: has chunk %s: %w", s.dir, id.Str(), err)
+	}
+	return ok, nil
+}
+
+// Delete removes id. It is pending until the next Sync, which takes it out
+// of the index and only then punches its record out of the pack, so that an
+// index entry never points at freed blocks.
+func (s *PackStore) Delete(ctx context.Context, id chunkstore.ID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.readOnly {
+		return fmt.Errorf("store %s: delete chunk %s: %w", s.dir, id.Str(), ErrReadOnly)
+	}
+	s.mu.Lock()
+	_, pending := s.pending[id]
+	s.mu.Unlock()
+	inIndex := false
+	if !pending {
+		var err error
+		if _, inIndex, err = s.indexed(id); err != nil {
+			return fmt.Errorf("store %s: delete chunk %s: %w", s.dir, id.Str(), err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The records to punch out: those of a pending Put. The one in the
+	// index, if any, is Sync's to find (it reads the index in the same
+	// transaction that deletes the entry).
+	var dead []packLoc
+	switch op, ok := s.pending[id]; {
+	case ok && op.del:
+		return chunkstore.NotFound(id)
+	case ok:
+		dead = append(append(dead, op.punch...), op.loc)
+	case !inIndex && !pending:
+		return chunkstore.NotFound(id)
+	}
+	// (pending, now gone: a Sync indexed it meanwhile; it is in the index.)
+	s.seq++
+	s.pending[id] = packOp{seq: s.seq, del: true, punch: dead}
+	return nil
+}
+
+// listBatch is how many index entries List copies out per read transaction,
+// so that a slow caller never holds one open for long.
+const listBatch = 1024
+
+// List reports the pending chunks, then the indexed ones that are not
+// pending.
+func (s *PackStore) List(ctx context.Context, fn func(chunkstore.Info) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	skip := make(map[chunkstore.ID]bool, len(s.pending))
+	var puts []chunkstore.Info
+	for id, op := range s.pending {
+		skip[id] = true
+		if !op.del {
+			puts = append(puts, chunkstore.Info{ID: id, Size: int64(op.loc.n)})
+		}
+	}
+	s.mu.Unlock()
+	for _, info := range puts {
+		if err := fn(info); err != nil {
+			return err
+		}
+	}
+	if s.db == nil {
+		return nil
+	}
+	var after []byte
+	for {
+		var batch []chunkstore.Info
+		err := s.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bktChunks).Cursor()
+			k, v := c.First()
+			if after != nil {
+				k, v = c.Seek(after)
+				if k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil && len(batch) < listBatch; k, v = c.Next() {
+				l, ok := decodeLoc(v)
+				if !ok || len(k) != chunkstore.IDSize {
+					continue
+				}
+				var id chunkstore.ID
+				copy(id[:], k)
+				batch = append(batch, chunkstore.Info{ID: id, Size: int64(l.n)})
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store %s: list: %w", s.dir, err)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		last := batch[len(batch)-1].ID
+		after = last[:]
+		for _, info := range batch {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if skip[info.ID] {
+				continue
+			}
+			if err := fn(info); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Sync is the durability barrier: it makes the packs written since the
+// last Sync durable (fdatasync, and the packs directory if it has a new
+// name), then records the pending changes in the index in one transaction
+// (which bbolt makes durable before it returns), and only then punches out
+// the records those changes made dead. An index entry thus only ever points
+// at durable bytes, and never at freed ones; a crash at any point leaves at
+// most unindexed bytes in a pack, which is leaked space.
+//
+// One Sync runs at a time; a Sync that had to wait usually finds its
+// changes made already. If making packs durable fails, what reached the
+// disk is unknown: that Sync and every later one fail until the store is
+// reopened (as for the files layout).
+func (s *PackStore) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.readOnly {
+		return nil
+	}
+	select {
+	case s.syncSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.syncSem }()
+	return s.syncHeld(ctx)
+}
+
+// syncSoon is Put's Sync when too many changes are pending: it syncs
+// unless a Sync is running already.
+func (s *PackStore) syncSoon(ctx context.Context) error {
+	select {
+	case s.syncSem <- struct{}{}:
+	default:
+		return nil
+	}
+	defer func() { <-s.syncSem }()
+	return s.syncHeld(ctx)
+}
+
+func (s *PackStore) syncHeld(ctx context.Context) error {
+	if s.failed != nil {
+		return s.failed
+	}
+	s.mu.Lock()
+	batch := make(map[chunkstore.ID]packOp, len(s.pending))
+	for id, op := range s.pending {
+		batch[id] = op
+	}
+	files := make([]*packFile, 0, len(s.dirty))
+	for _, pf := range s.dirty {
+		files = append(files, pf)
+	}
+	clear(s.dirty)
+	newPack := s.newPack
+	s.newPack = false
+	s.mu.Unlock()
+	if len(batch) == 0 && len(files) == 0 && !newPack {
+		return nil
+	}
+
+	if err := syncPacks(files); err != nil {
+		s.failed = fmt.Errorf("store %s: sync: %w (reopen the store to go on)", s.dir, err)
+		return s.failed
+	}
+	if newPack {
+		if err := syncPath(filepath.Join(s.dir, packsName)); err != nil {
+			s.failed = fmt.Errorf("store %s: sync: %w (reopen the store to go on)", s.dir, err)
+			return s.failed
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		// Nothing indexed: the batch stays pending, its data durable.
+		return err
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+
+	var dead []packLoc
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		dead = dead[:0]
+		chunks, packs := tx.Bucket(bktChunks), tx.Bucket(bktPacks)
+		delta := map[uint32]int64{}
+		for id, op := range batch {
+			dead = append(dead, op.punch...)
+			if v := chunks.Get(id[:]); v != nil {
+				if old, ok := decodeLoc(v); ok {
+					delta[old.pack]--
+					if !containsLoc(op.punch, old) && (op.del || old != op.loc) {
+						dead = append(dead, old)
+					}
+				}
+			}
+			if op.del {
+				if err := chunks.Delete(id[:]); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := chunks.Put(id[:], op.loc.encode()); err != nil {
+				return err
+			}
+			delta[op.loc.pack]++
+		}
+		for n, d := range delta {
+			if d == 0 {
+				continue
+			}
+			var cnt int64
+			if v := packs.Get(packKey(n)); len(v) == 8 {
+				cnt = int64(binary.BigEndian.Uint64(v))
+			}
+			cnt += d
+			if cnt < 0 {
+				cnt = 0
+			}
+			if err := packs.Put(packKey(n), binary.BigEndian.AppendUint64(nil, uint64(cnt))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// bbolt rolled the transaction back: the batch stays pending.
+		return fmt.Errorf("store %s: sync: index: %w", s.dir, err)
+	}
+	s.mu.Lock()
+	for id, op := range batch {
+		if cur, ok := s.pending[id]; ok && cur.seq == op.seq {
+			delete(s.pending, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, l := range dead {
+		if f, err := s.file(l.pack); err == nil {
+			punch(f, l)
+		}
+	}
+	return nil
+}
+
+func containsLoc(ls []packLoc, l packLoc) bool {
+	for _, x := range ls {
+		if x == l {
+			return true
+		}
+	}
+	return false
+}
+
+// syncPacks fdatasyncs the packs, a few at a time.
+func syncPacks(files []*packFile) error {
+	sort.Slice(files, func(i, j int) bool { return files[i].n < files[j].n })
+	for _, pf := range files {
+		if err := syncPack(pf.f); err != nil {
+			return &fs.PathError{Op: "fdatasync", Path: pf.f.Name(), Err: err}
+		}
+	}
+	return nil
+}
+
+// syncPack makes a pack's data and size durable. A variable for the tests.
+var syncPack = func(f *os.File) error { return withFd(f, unix.Fdatasync) }
+
+// Close syncs what is pending, so that it survives into the next Open, and
+// releases the lock. Calling it again does nothing.
+func (s *PackStore) Close() error {
+	if s.lock == nil {
+		return nil
+	}
+	serr := s.Sync(context.Background())
+	s.mu.Lock()
+	for n, pf := range s.open {
+		pf.f.Close()
+		delete(s.open, n)
+	}
+	s.cur = nil
+	s.mu.Unlock()
+	var derr error
+	if s.db != nil {
+		derr = s.db.Close()
+	}
+	err := unlockStore(s.lock)
+	s.lock = nil
+	if err != nil {
+		err = fmt.Errorf("close store %s: %w", s.dir, err)
+	}
+	return errors.Join(serr, derr, err)
+}
+
+// Locate says where chunk id's record lies: the pack file, the offset of
+// the record and of its data, and the data's length. It is for tools and
+// tests that look at the bytes on disk.
+func (s *PackStore) Locate(id chunkstore.ID) (path string, dataOff int64, n int, err error) {
+	l, ok, err := s.locate(id)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	if !ok {
+		return "", 0, 0, chunkstore.NotFound(id)
+	}
+	return s.packPath(l.pack), l.off + recHeader, int(l.n), nil
+}
+
+var _ io.Closer = (*PackStore)(nil)
+
+// FindOnDisk finds chunk id's stored bytes in the store directory dir
+// without opening the store (no lock, no index): in the files layout its
+// file, in the packs layout the record that holds it, found by scanning the
+// packs' record headers. It returns the file, where the bytes start and how
+// many there are. It is for tests and for looking at a store by hand, and
+// takes time in proportion to the store's size.
+func FindOnDisk(dir string, id chunkstore.ID) (path string, off int64, n int, err error) {
+	h := id.String()
+	p := filepath.Join(dir, chunksName, h[0:2], h[2:4], h)
+	if st, err := os.Stat(p); err == nil {
+		return p, 0, int(st.Size()), nil
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, packsName))
+	if err != nil {
+		return "", 0, 0, err
+	}
+	var hdr [recHeader]byte
+	for _, e := range entries {
+		if _, ok := parsePackName(e.Name()); !ok {
+			continue
+		}
+		p := filepath.Join(dir, packsName, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			return "", 0, 0, err
+		}
+		st, err := f.Stat()
+		for off := int64(0); err == nil && off+recHeader <= st.Size(); off += recAlign {
+			if _, err := f.ReadAt(hdr[:], off); err != nil {
+				break
+			}
+			if string(hdr[:4]) == recMagic && bytes.Equal(hdr[8:], id[:]) {
+				f.Close()
+				return p, off + recHeader, int(binary.BigEndian.Uint32(hdr[4:])), nil
+			}
+		}
+		f.Close()
+	}
+	return "", 0, 0, chunkstore.NotFound(id)
+}
