@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -564,3 +565,29 @@ func TestPackCrashKill(t *testing.T) {
 }
 
 const packCrashChildEnv = "CASFS_TEST_PACK_CRASH_CHILD"
+
+// TestPackFlushFailureReachesSync: a background fdatasync that fails
+// consumes the writeback error, so the next Sync must report it instead.
+func TestPackFlushFailureReachesSync(t *testing.T) {
+	oldKick, oldFlush, oldSync := packKickEvery, packFlushEvery, syncPack
+	t.Cleanup(func() { packKickEvery, packFlushEvery, syncPack = oldKick, oldFlush, oldSync })
+	packKickEvery, packFlushEvery = 64<<10, 64<<10
+	var failed atomic.Bool
+	syncPack = func(*os.File) error {
+		if failed.CompareAndSwap(false, true) {
+			return syscall.EIO
+		}
+		return nil
+	}
+	s := mustOpenPacks(t, newPackStore(t), Options{})
+	for i := range 40 {
+		put(t, s, uint64(700+i))
+	}
+	s.flushes.Wait()
+	if !failed.Load() {
+		t.Fatal("no background fdatasync ran")
+	}
+	if err := s.Sync(context.Background()); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Sync after a failed background flush: %v; want EIO", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strings"
 	"syscall"
@@ -119,6 +120,12 @@ func run(argv []string) int {
 		if f, err := os.Create(p); err == nil {
 			pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
+		}
+	}
+	if p := os.Getenv("CASFS_TRACE"); p != "" { // runtime/trace, likewise
+		if f, err := os.Create(p); err == nil {
+			trace.Start(f)
+			defer trace.Stop()
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
