@@ -125,10 +125,10 @@ func fails(t *testing.T, code int, wants []string, args ...string) result {
 }
 
 // newStore inits a store with small chunks, so small files have several.
-func newStore(t *testing.T) string {
+func newStore(t *testing.T, initArgs ...string) string {
 	t.Helper()
 	store := filepath.Join(t.TempDir(), "store")
-	res := ok(t, nil, "init", "--chunk-size", "64K", store)
+	res := ok(t, nil, append(append([]string{"init", "--chunk-size", "64K"}, initArgs...), store)...)
 	if !strings.Contains(res.stdout, "created casfs store at "+store) {
 		t.Fatalf("init said %q", res.stdout)
 	}
@@ -213,8 +213,14 @@ func gc(t *testing.T, store string) int {
 	return n
 }
 
+// TestCLIHappyPath runs every command on a store of each local layout.
 func TestCLIHappyPath(t *testing.T) {
-	store := newStore(t)
+	for _, layout := range []string{"packs", "files"} {
+		t.Run(layout, func(t *testing.T) { testHappyPath(t, newStore(t, "--layout", layout)) })
+	}
+}
+
+func testHappyPath(t *testing.T, store string) {
 	v1 := chunkstoretest.RandomBytes(1, 300*1024)
 	v2 := chunkstoretest.TextBytes(2, 200*1024)
 
@@ -306,6 +312,36 @@ func TestCLIHappyPath(t *testing.T) {
 	if n := gc(t, store); n == 0 || statValue(t, store, "chunks") != 0 {
 		t.Errorf("gc after rm deleted %d chunks, left %d", n, statValue(t, store, "chunks"))
 	}
+	// And gave the disk space back.
+	if kb := chunkKiB(t, store); kb > 64 {
+		t.Errorf("after gc emptied the store, its chunks take %d KiB on disk", kb)
+	}
+}
+
+// chunkKiB is the disk space the store's chunks take, in either layout.
+func chunkKiB(t *testing.T, store string) int64 {
+	t.Helper()
+	var blocks int64
+	for _, dir := range []string{"chunks", "packs"} {
+		err := filepath.WalkDir(filepath.Join(store, dir), func(p string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			var st syscall.Stat_t
+			if err := syscall.Stat(p, &st); err != nil {
+				return err
+			}
+			blocks += st.Blocks
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return blocks / 2
 }
 
 func TestCLIUsage(t *testing.T) {
