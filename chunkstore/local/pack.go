@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -33,7 +34,7 @@ const (
 // Record framing in a pack file.
 const (
 	recMagic  = "cpk1"
-	recHeader = 4 + 4 + chunkstore.IDSize // magic, data length, ID
+	recHeader = 4 + 4 + chunkstore.IDSize + 4 // magic, data length, ID, CRC-32C
 	// recAlign aligns every record to the filesystem's block size, so that
 	// punching out a deleted record frees exactly its blocks.
 	recAlign = 4096
@@ -58,7 +59,27 @@ var (
 var (
 	bktChunks = []byte("chunks") // ID → location (packLoc.encode)
 	bktPacks  = []byte("packs")  // pack number (4 bytes, big-endian) → indexed records (8 bytes)
+	bktMeta   = []byte("meta")   // keyWatermark → packLoc.encode of (pack, offset, 0)
+	// keyWatermark says where the records the index may lack begin: in
+	// that pack from that offset, and in every pack after it.
+	keyWatermark = []byte("watermark")
 )
+
+// castagnoli is the CRC-32C table: hardware-accelerated in hash/crc32.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// recordHeader returns the header of a record of id and data: the CRC
+// covers the header's other fields and the data, so that recovery can tell
+// a whole record from a torn one.
+func recordHeader(id chunkstore.ID, data []byte) [recHeader]byte {
+	var hdr [recHeader]byte
+	copy(hdr[:], recMagic)
+	binary.BigEndian.PutUint32(hdr[4:], uint32(len(data)))
+	copy(hdr[8:], id[:])
+	crc := crc32.Update(crc32.Checksum(hdr[:40], castagnoli), castagnoli, data)
+	binary.BigEndian.PutUint32(hdr[40:], crc)
+	return hdr
+}
 
 // packLoc is where a chunk's record lies.
 type packLoc struct {
@@ -136,6 +157,9 @@ type PackStore struct {
 
 	syncSem chan struct{}
 	failed  error // guarded by holding syncSem; see Store's batcher
+	// putMu is read-held by each Put from its look at the index until
+	// its record is pending, and held by a checkpoint (checkpointHeld).
+	putMu sync.RWMutex
 
 	// Background fdatasyncs (see kickLocked): whether one is running, the
 	// first error one returned (which every later Sync returns: the
@@ -206,16 +230,13 @@ func openPacks(dir string, cfg chunkstore.Config, lock *os.File, opts Options) (
 	}
 	if !opts.ReadOnly {
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bktChunks, bktPacks} {
+			for _, b := range [][]byte{bktChunks, bktPacks, bktMeta} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
-		if err == nil {
-			err = s.removeDeadPacks()
-		}
 		if err != nil {
 			s.db.Close()
 			return nil, fmt.Errorf("index %s: %w", idx, err)
@@ -223,19 +244,150 @@ func openPacks(dir string, cfg chunkstore.Config, lock *os.File, opts Options) (
 	}
 	entries, err := os.ReadDir(filepath.Join(dir, packsName))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		if s.db != nil {
-			s.db.Close()
-		}
+		s.closeDB()
 		return nil, err
 	}
+	var nums []uint32
 	for _, e := range entries {
 		// Never append to an existing pack: a crash may have left
 		// unindexed bytes at its end.
-		if n, ok := parsePackName(e.Name()); ok && n >= s.next {
-			s.next = n + 1
+		if n, ok := parsePackName(e.Name()); ok {
+			nums = append(nums, n)
+			s.next = max(s.next, n+1)
+		}
+	}
+	if err := s.recoverRecords(nums); err != nil {
+		s.closeDB()
+		return nil, err
+	}
+	if !opts.ReadOnly {
+		if err := s.removeDeadPacks(); err != nil {
+			s.closeDB()
+			return nil, fmt.Errorf("index %s: %w", idx, err)
 		}
 	}
 	return s, nil
+}
+
+func (s *PackStore) closeDB() {
+	if s.db != nil {
+		s.db.Close()
+	}
+}
+
+// recoverRecords finds the records the index lacks: those at or past the
+// watermark that are whole (their CRC matches) and of chunks the index does
+// not have. They were made durable by a Sync whose changes no checkpoint
+// wrote to the index before the process ended (a crash; Close
+// checkpoints). A read-write open indexes them and moves the watermark
+// past every pack; a read-only one keeps them as pending.
+func (s *PackStore) recoverRecords(packs []uint32) error {
+	var mark packLoc
+	if s.db != nil {
+		err := s.db.View(func(tx *bolt.Tx) error {
+			if b := tx.Bucket(bktMeta); b != nil {
+				if v := b.Get(keyWatermark); v != nil {
+					var ok bool
+					if mark, ok = decodeLoc(v); !ok {
+						return fmt.Errorf("index watermark is %d bytes, not 16", len(v))
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	sort.Slice(packs, func(i, j int) bool { return packs[i] < packs[j] })
+	found := map[chunkstore.ID]packOp{}
+	for _, n := range packs {
+		if n < mark.pack {
+			continue
+		}
+		from := int64(0)
+		if n == mark.pack {
+			from = mark.off
+		}
+		err := scanPack(s.packPath(n), n, from, func(id chunkstore.ID, l packLoc) error {
+			if _, dup := found[id]; dup {
+				return nil
+			}
+			if _, indexed, err := s.indexed(id); err != nil || indexed {
+				return err
+			}
+			found[id] = packOp{loc: l}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("recovering %s: %w", s.packPath(n), err)
+		}
+	}
+	if s.readOnly {
+		for id, op := range found {
+			s.seq++
+			op.seq = s.seq
+			s.pending[id] = op
+		}
+		return nil
+	}
+	if len(found) == 0 {
+		return nil // the watermark may stay: nothing before it is new
+	}
+	next := packLoc{pack: s.next}
+	return s.apply(found, func(tx *bolt.Tx) error {
+		return tx.Bucket(bktMeta).Put(keyWatermark, next.encode())
+	})
+}
+
+// scanPack calls fn for every whole record of pack n at or after offset
+// from. Records start at multiples of recAlign; a place without a whole
+// record there (never written, torn by a crash, or punched out) is
+// skipped, holes by SEEK_DATA.
+func scanPack(path string, n uint32, from int64, fn func(chunkstore.ID, packLoc) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	var hdr [recHeader]byte
+	var buf []byte
+	for pos := alignUp(from); pos+recHeader <= size; {
+		if _, err := f.ReadAt(hdr[:], pos); err != nil {
+			return err
+		}
+		dlen := int64(binary.BigEndian.Uint32(hdr[4:]))
+		if string(hdr[:4]) == recMagic && dlen <= chunkstore.MaxChunkSize+(1<<20) && pos+recHeader+dlen <= size {
+			if int64(cap(buf)) < dlen {
+				buf = make([]byte, dlen)
+			}
+			data := buf[:dlen]
+			if _, err := f.ReadAt(data, pos+recHeader); err != nil {
+				return err
+			}
+			crc := crc32.Update(crc32.Checksum(hdr[:40], castagnoli), castagnoli, data)
+			if crc == binary.BigEndian.Uint32(hdr[40:]) {
+				var id chunkstore.ID
+				copy(id[:], hdr[8:40])
+				if err := fn(id, packLoc{pack: n, off: pos, n: uint32(dlen)}); err != nil {
+					return err
+				}
+				pos = alignUp(pos + recHeader + dlen)
+				continue
+			}
+		}
+		next, err := unix.Seek(int(f.Fd()), pos+recAlign, unix.SEEK_DATA)
+		if err != nil {
+			break // ENXIO: only a hole is left
+		}
+		pos = max(pos+recAlign, next&^(recAlign-1))
+	}
+	return nil
 }
 
 // removeDeadPacks deletes the pack files that no indexed record is left in
@@ -334,24 +486,33 @@ func (s *PackStore) Put(ctx context.Context, id chunkstore.ID, data []byte) erro
 	if len(data) > chunkstore.MaxChunkSize+(1<<20) {
 		return fmt.Errorf("store %s: put chunk %s: %d bytes is more than a chunk can be", s.dir, id.Str(), len(data))
 	}
-	_, ok, err := s.locate(id)
+	s.putMu.RLock()
+	n, err := s.put(id, data)
+	s.putMu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("store %s: put chunk %s: %w", s.dir, id.Str(), err)
 	}
-	if ok {
-		return nil
+	if n >= maxPending {
+		return s.syncSoon(ctx)
+	}
+	return nil
+}
+
+// put is Put under putMu's read lock (see checkpointHeld); it returns how
+// many changes are pending.
+func (s *PackStore) put(id chunkstore.ID, data []byte) (int, error) {
+	_, ok, err := s.locate(id)
+	if err != nil || ok {
+		return 0, err
 	}
 	pf, l, err := s.reserve(len(data))
 	if err != nil {
-		return fmt.Errorf("store %s: put chunk %s: %w", s.dir, id.Str(), err)
+		return 0, err
 	}
-	var hdr [recHeader]byte
-	copy(hdr[:], recMagic)
-	binary.BigEndian.PutUint32(hdr[4:], l.n)
-	copy(hdr[8:], id[:])
+	hdr := recordHeader(id, data)
 	if err := writeRecord(pf.f, hdr[:], data, l.off); err != nil {
 		punch(pf.f, l)
-		return fmt.Errorf("store %s: put chunk %s: %w", s.dir, id.Str(), err)
+		return 0, err
 	}
 
 	s.mu.Lock()
@@ -376,10 +537,7 @@ func (s *PackStore) Put(ctx context.Context, id chunkstore.ID, data []byte) erro
 	if kick != nil {
 		kick()
 	}
-	if n >= maxPending {
-		return s.syncSoon(ctx)
-	}
-	return nil
+	return n, nil
 }
 
 // withFd calls fn with f's descriptor, which stays open until fn returns
@@ -569,7 +727,7 @@ func (s *PackStore) read(id chunkstore.ID, l packLoc, buf []byte) error {
 		return s.corrupt(id, l, "no record header")
 	case binary.BigEndian.Uint32(hdr[4:]) != l.n:
 		return s.corrupt(id, l, fmt.Sprintf("record length %d, index says %d", binary.BigEndian.Uint32(hdr[4:]), l.n))
-	case !bytes.Equal(hdr[8:], id[:]):
+	case !bytes.Equal(hdr[8:40], id[:]):
 		return s.corrupt(id, l, "record holds another chunk")
 	}
 	return nil
@@ -794,11 +952,41 @@ func (s *PackStore) syncHeld(ctx context.Context) error {
 	if s.failed != nil {
 		return s.failed
 	}
-	s.mu.Lock()
-	batch := make(map[chunkstore.ID]packOp, len(s.pending))
-	for id, op := range s.pending {
-		batch[id] = op
+	if err := s.syncDirty(); err != nil {
+		return err
 	}
+	if err := ctx.Err(); err != nil {
+		// The puts are durable; deletes stay pending.
+		return err
+	}
+	s.mu.Lock()
+	dels := map[chunkstore.ID]packOp{}
+	puts, bytes := 0, int64(0)
+	for id, op := range s.pending {
+		if op.del {
+			dels[id] = op
+		} else {
+			puts++
+			bytes += op.loc.span()
+		}
+	}
+	s.mu.Unlock()
+	if len(dels) > 0 {
+		// Out of the index first, durably; punched out after.
+		if err := s.apply(dels, nil); err != nil {
+			return err
+		}
+	}
+	if puts >= checkpointChanges || bytes >= checkpointBytes {
+		return s.checkpointHeld()
+	}
+	return nil
+}
+
+// syncDirty makes the packs written since the last call durable, and the
+// packs directory if it has a new name. A failure sticks (see Sync).
+func (s *PackStore) syncDirty() error {
+	s.mu.Lock()
 	files := make([]*packFile, 0, len(s.dirty))
 	for _, pf := range s.dirty {
 		files = append(files, pf)
@@ -807,34 +995,80 @@ func (s *PackStore) syncHeld(ctx context.Context) error {
 	newPack := s.newPack
 	s.newPack = false
 	s.mu.Unlock()
-	if len(batch) == 0 && len(files) == 0 && !newPack {
-		return nil
-	}
-
 	err := syncPacks(files)
 	if p := s.flushErr.Load(); p != nil && err == nil {
 		err = *p
+	}
+	if err == nil && newPack {
+		err = syncPath(filepath.Join(s.dir, packsName))
 	}
 	if err != nil {
 		s.failed = fmt.Errorf("store %s: sync: %w (reopen the store to go on)", s.dir, err)
 		return s.failed
 	}
-	if newPack {
-		if err := syncPath(filepath.Join(s.dir, packsName)); err != nil {
-			s.failed = fmt.Errorf("store %s: sync: %w (reopen the store to go on)", s.dir, err)
-			return s.failed
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		// Nothing indexed: the batch stays pending, its data durable.
+	return nil
+}
+
+// Variables so tests can make them small.
+var (
+	// checkpointChanges and checkpointBytes say when a Sync also writes
+	// the pending puts to the index (see checkpointHeld): when that many
+	// are pending, or their records take that many bytes. The bytes bound
+	// what Open has to read back after a crash.
+	checkpointChanges       = 4096
+	checkpointBytes   int64 = 512 << 20
+)
+
+// checkpointHeld writes every pending change to the index in one
+// transaction, with the watermark moved past every record written so far,
+// and then punches out the records the changes made dead. It holds putMu,
+// so that no Put is between reserving a record and recording it as
+// pending: every record below the new watermark is then either in the
+// transaction or dead. syncSem must be held.
+func (s *PackStore) checkpointHeld() error {
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	if err := s.syncDirty(); err != nil {
 		return err
 	}
-	if len(batch) == 0 {
-		return nil
+	s.mu.Lock()
+	batch := make(map[chunkstore.ID]packOp, len(s.pending))
+	for id, op := range s.pending {
+		batch[id] = op
 	}
+	mark := packLoc{pack: s.next}
+	var ours []uint32
+	for n, pf := range s.open {
+		if pf.ours {
+			ours = append(ours, n)
+		}
+	}
+	if s.cur != nil {
+		mark = packLoc{pack: s.cur.n, off: s.cur.size}
+	}
+	s.mu.Unlock()
+	return s.apply(batch, func(tx *bolt.Tx) error {
+		// A pack this Store made gets its count now, even at zero, so
+		// that one whose records were all deleted before they were ever
+		// indexed is removed at the next Open all the same.
+		packs := tx.Bucket(bktPacks)
+		for _, n := range ours {
+			if packs.Get(packKey(n)) == nil {
+				if err := packs.Put(packKey(n), make([]byte, 8)); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.Bucket(bktMeta).Put(keyWatermark, mark.encode())
+	})
+}
 
+// apply writes batch's changes to the index in one transaction (with more,
+// if not nil), takes them out of the pending set (those not changed again
+// meanwhile), and then punches out the records they made dead.
+func (s *PackStore) apply(batch map[chunkstore.ID]packOp, more func(*bolt.Tx) error) error {
 	var dead []packLoc
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		dead = dead[:0]
 		chunks, packs := tx.Bucket(bktChunks), tx.Bucket(bktPacks)
 		delta := map[uint32]int64{}
@@ -842,8 +1076,11 @@ func (s *PackStore) syncHeld(ctx context.Context) error {
 			dead = append(dead, op.punch...)
 			if v := chunks.Get(id[:]); v != nil {
 				if old, ok := decodeLoc(v); ok {
+					if !op.del && old == op.loc {
+						continue // recovered twice
+					}
 					delta[old.pack]--
-					if !containsLoc(op.punch, old) && (op.del || old != op.loc) {
+					if !containsLoc(op.punch, old) {
 						dead = append(dead, old)
 					}
 				}
@@ -867,13 +1104,13 @@ func (s *PackStore) syncHeld(ctx context.Context) error {
 			if v := packs.Get(packKey(n)); len(v) == 8 {
 				cnt = int64(binary.BigEndian.Uint64(v))
 			}
-			cnt += d
-			if cnt < 0 {
-				cnt = 0
-			}
+			cnt = max(0, cnt+d)
 			if err := packs.Put(packKey(n), binary.BigEndian.AppendUint64(nil, uint64(cnt))); err != nil {
 				return err
 			}
+		}
+		if more != nil {
+			return more(tx)
 		}
 		return nil
 	})
@@ -926,6 +1163,13 @@ func (s *PackStore) Close() error {
 		return nil
 	}
 	serr := s.Sync(context.Background())
+	if serr == nil && !s.readOnly {
+		// Index what is pending, so that the next Open has nothing
+		// to recover.
+		s.syncSem <- struct{}{}
+		serr = s.checkpointHeld()
+		<-s.syncSem
+	}
 	s.flushes.Wait()
 	s.mu.Lock()
 	for n, pf := range s.open {
@@ -993,7 +1237,7 @@ func FindOnDisk(dir string, id chunkstore.ID) (path string, off int64, n int, er
 			if _, err := f.ReadAt(hdr[:], off); err != nil {
 				break
 			}
-			if string(hdr[:4]) == recMagic && bytes.Equal(hdr[8:], id[:]) {
+			if string(hdr[:4]) == recMagic && bytes.Equal(hdr[8:40], id[:]) {
 				f.Close()
 				return p, off + recHeader, int(binary.BigEndian.Uint32(hdr[4:])), nil
 			}
