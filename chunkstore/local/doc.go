@@ -113,16 +113,19 @@
 //	config, lock, tmp/  as above (config says "layout": "packs", format 2)
 //	packs/NNNNNNNN.pack chunk records appended one after another, numbered
 //	                    in hex; a new pack is started at 256 MiB
-//	index.db            bbolt: chunk ID → (pack, offset, length), and per
-//	                    pack the number of indexed records in it
+//	index.db            bbolt: chunk ID → (pack, offset, length); per pack
+//	                    the number of indexed records in it; the watermark
 //
-// A record is a 40-byte header (magic "cpk1", data length, chunk ID) and the
-// data, starting at a multiple of 4 KiB, so that punching a record out frees
-// exactly its blocks. A file's chunks are appended in order, so reading the
-// file back reads its pack sequentially, with the kernel's read-ahead.
+// A record is a 44-byte header (magic "cpk1", data length, chunk ID, and a
+// CRC-32C of those and the data) and the data, starting at a multiple of
+// 4 KiB, so that punching a record out frees exactly its blocks. A file's
+// chunks are appended in order, so reading the file back reads its pack
+// sequentially, with the kernel's read-ahead.
 //
-// The rule everything rests on: an index entry always points at a whole,
-// durable record. So:
+// The packs are a log, and the index a checkpoint of it. The rules: a
+// record is a chunk once an fdatasync has made it durable; the index only
+// ever points at such records, never at freed blocks; and every durable
+// record the index lacks lies past the watermark, where Open looks for it.
 //
 //   - Put appends the record (pwritev at an offset reserved under a mutex,
 //     so Puts write in parallel) and records the chunk as pending: Has, Get
@@ -131,16 +134,29 @@
 //     and every 32 MiB it fdatasyncs the pack in the background: the host's
 //     cache flush behind an fdatasync is slow here, and one at the end of a
 //     1 GiB put kept the disk idle for a third of the put.
-//   - Sync takes the pending changes, fdatasyncs every pack written since
-//     the last Sync (and the packs directory if it has a new name), then
-//     writes the changes to the index in one bbolt transaction, which bbolt
-//     makes durable before it returns. A crash before that leaves records
-//     no index entry points to: leaked space, never a broken chunk.
-//   - Delete is pending too (Has and Get no longer see the chunk). Sync
-//     removes the entry from the index, and only after that transaction
-//     punches the record out (fallocate PUNCH_HOLE); a crash in between
-//     leaves the record's blocks allocated, nothing worse. A pack whose
-//     indexed records are all gone is removed at the next Open.
+//   - Sync fdatasyncs the packs written since the last Sync (and the packs
+//     directory if it has a new name). That is all a commit of new chunks
+//     waits for: one fdatasync, where an index transaction would add two
+//     more (bbolt syncs its pages, then its meta page), which made creating
+//     small files on a mount slower than with a file per chunk.
+//   - A checkpoint writes the pending puts to the index in one bbolt
+//     transaction, with the watermark moved to the end of the current
+//     pack. Close makes one, and so does a Sync once 4,096 puts or 512 MiB
+//     of records are pending (which bounds the memory of the pending set
+//     and the reading Open may have to do). It holds every Put off meanwhile,
+//     so no record below the new watermark is half written or unrecorded.
+//   - Open, after a crash, scans the packs from the watermark on and
+//     indexes every whole record (its CRC matches) of a chunk the index
+//     lacks: the chunks of Syncs no checkpoint followed. A record torn by
+//     the crash fails its CRC and is skipped, as are holes (SEEK_DATA).
+//     What a crash leaves is thus at worst records nothing uses (leaked
+//     space, which gc finds), never a chunk name over broken bytes.
+//   - Delete is pending too (Has and Get no longer see the chunk). The next
+//     Sync removes the entry from the index in a transaction, and only after
+//     it punches the record out (fallocate PUNCH_HOLE); a crash in between
+//     leaves the record's blocks allocated, nothing worse (a deleted chunk
+//     past the watermark may be found again by Open: leaked, as above). A
+//     pack whose indexed records are all gone is removed at the next Open.
 //   - Open never appends to an existing pack (a crash may have left
 //     unindexed bytes at its end): a process's Puts start a new pack.
 //
@@ -149,6 +165,6 @@
 // pack and offset; the Encoded layer above checks the data's fingerprint.
 // A failed fdatasync, in a Sync or in the background, makes that Sync and
 // every later one fail until the store is reopened, as for the files layout.
-// TestPackSyncOrdering checks the order of the steps, TestPackCrashKill what
-// a killed process leaves.
+// TestPackSyncOrdering checks the order of the steps, TestPackRecovery and
+// TestPackCrashKill what a crash leaves.
 package local
