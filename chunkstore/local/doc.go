@@ -141,9 +141,9 @@
 //     small files on a mount slower than with a file per chunk.
 //   - A checkpoint writes the pending puts to the index in one bbolt
 //     transaction, with the watermark moved to the end of the current
-//     pack. Close makes one, and so does a Sync once 4,096 puts or 512 MiB
-//     of records are pending (which bounds the memory of the pending set
-//     and the reading Open may have to do). It holds every Put off meanwhile,
+//     pack. Close makes one, and so do Put and Sync once 4,096 puts or 512
+//     MiB of records are pending (which bounds the memory of the pending
+//     set, and what Open may have to read back after a crash). It holds every Put off meanwhile,
 //     so no record below the new watermark is half written or unrecorded.
 //   - Open, after a crash, scans the packs from the watermark on and
 //     indexes every whole record (its CRC matches) of a chunk the index

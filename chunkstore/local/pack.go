@@ -160,6 +160,8 @@ type PackStore struct {
 	// putMu is read-held by each Put from its look at the index until
 	// its record is pending, and held by a checkpoint (checkpointHeld).
 	putMu sync.RWMutex
+	// unindexed counts the bytes of records put since the last checkpoint.
+	unindexed atomic.Int64
 
 	// Background fdatasyncs (see kickLocked): whether one is running, the
 	// first error one returned (which every later Sync returns: the
@@ -492,7 +494,8 @@ func (s *PackStore) Put(ctx context.Context, id chunkstore.ID, data []byte) erro
 	if err != nil {
 		return fmt.Errorf("store %s: put chunk %s: %w", s.dir, id.Str(), err)
 	}
-	if n >= maxPending {
+	if n >= checkpointChanges || s.unindexed.Load() >= checkpointBytes {
+		// Time for a checkpoint (see syncHeld), unless one is running.
 		return s.syncSoon(ctx)
 	}
 	return nil
@@ -526,6 +529,7 @@ func (s *PackStore) put(id chunkstore.ID, data []byte) (int, error) {
 		}
 		s.pending[id] = packOp{seq: s.seq, loc: l, punch: dead}
 		s.dirty[pf.n] = pf
+		s.unindexed.Add(l.span())
 	}
 	n := len(s.pending)
 	kick := s.kickLocked(pf, l.off+l.span(), false)
@@ -961,13 +965,12 @@ func (s *PackStore) syncHeld(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	dels := map[chunkstore.ID]packOp{}
-	puts, bytes := 0, int64(0)
+	puts := 0
 	for id, op := range s.pending {
 		if op.del {
 			dels[id] = op
 		} else {
 			puts++
-			bytes += op.loc.span()
 		}
 	}
 	s.mu.Unlock()
@@ -977,7 +980,7 @@ func (s *PackStore) syncHeld(ctx context.Context) error {
 			return err
 		}
 	}
-	if puts >= checkpointChanges || bytes >= checkpointBytes {
+	if puts >= checkpointChanges || s.unindexed.Load() >= checkpointBytes {
 		return s.checkpointHeld()
 	}
 	return nil
@@ -1046,6 +1049,7 @@ func (s *PackStore) checkpointHeld() error {
 	if s.cur != nil {
 		mark = packLoc{pack: s.cur.n, off: s.cur.size}
 	}
+	s.unindexed.Store(0) // no Put runs: putMu is held
 	s.mu.Unlock()
 	return s.apply(batch, func(tx *bolt.Tx) error {
 		// A pack this Store made gets its count now, even at zero, so

@@ -818,3 +818,22 @@ func TestPackManyPacksFewDescriptors(t *testing.T) {
 		t.Errorf("%d packs open, limit 2", open)
 	}
 }
+
+// TestPackLongPutCheckpoints: a long run of Puts without a Sync (one huge
+// commit) checkpoints by itself, so that what Open might have to read back
+// after a crash stays bounded.
+func TestPackLongPutCheckpoints(t *testing.T) {
+	old := checkpointBytes
+	checkpointBytes = 512 << 10
+	t.Cleanup(func() { checkpointBytes = old })
+	s := mustOpenPacks(t, newPackStore(t), Options{})
+	for i := range 40 {
+		put(t, s, uint64(3000+i))
+	}
+	if n := indexLen(t, s); n < 20 {
+		t.Errorf("after 40 Puts of ~50 KiB with a checkpoint every 512 KiB, %d indexed", n)
+	}
+	if u := s.unindexed.Load(); u >= 2*checkpointBytes {
+		t.Errorf("%d bytes unindexed", u)
+	}
+}
