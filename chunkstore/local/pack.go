@@ -665,66 +665,56 @@ func (s *PackStore) flush(pf *packFile) {
 	}
 }
 
-// file returns pack n open for reading.
-func (s *PackStore) file(n uint32) (*os.File, error) {
+// file returns pack n open, and what to call once done with it. It keeps
+// up to maxOpenPacks packs open for the next caller; past that, the pack
+// is opened for this caller alone and closed by done, so that no
+// descriptor is ever closed under a reader.
+func (s *PackStore) file(n uint32) (f *os.File, done func(), err error) {
 	s.mu.Lock()
 	if pf, ok := s.open[n]; ok {
 		s.mu.Unlock()
-		return pf.f, nil
+		return pf.f, func() {}, nil
 	}
 	s.mu.Unlock()
 	flag := os.O_RDWR
 	if s.readOnly {
 		flag = os.O_RDONLY
 	}
-	f, err := os.OpenFile(s.packPath(n), flag, 0)
+	f, err = os.OpenFile(s.packPath(n), flag, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if pf, ok := s.open[n]; ok {
 		f.Close()
-		return pf.f, nil
+		return pf.f, func() {}, nil
 	}
 	if len(s.open) >= maxOpenPacks {
-		// Close the ones no Sync needs. A read in flight on one of
-		// them finishes (os.File defers the close until it is done);
-		// one that starts after gets os.ErrClosed and opens it again.
-		for k, pf := range s.open {
-			if !pf.ours && s.dirty[k] == nil {
-				pf.f.Close()
-				delete(s.open, k)
-			}
-		}
+		return f, func() { f.Close() }, nil
 	}
 	s.open[n] = &packFile{n: n, f: f}
-	return f, nil
+	return f, func() {}, nil
 }
 
 // read reads chunk id's record at l into buf (len(buf) == l.n).
 func (s *PackStore) read(id chunkstore.ID, l packLoc, buf []byte) error {
 	var hdr [recHeader]byte
-	for try := 0; ; try++ {
-		f, err := s.file(l.pack)
-		if err != nil {
-			return err
-		}
-		var n int
-		err = withFd(f, func(fd int) (err error) {
-			n, err = unix.Preadv(fd, [][]byte{hdr[:], buf}, l.off)
-			return err
-		})
-		if errors.Is(err, os.ErrClosed) && try < 2 {
-			continue // closed under us by file's trimming
-		}
-		if err != nil {
-			return &fs.PathError{Op: "read", Path: s.packPath(l.pack), Err: err}
-		}
-		if n < recHeader+len(buf) {
-			return s.corrupt(id, l, fmt.Sprintf("record is cut short: %d of %d bytes", n, recHeader+len(buf)))
-		}
-		break
+	f, done, err := s.file(l.pack)
+	if err != nil {
+		return err
+	}
+	var n int
+	err = withFd(f, func(fd int) (err error) {
+		n, err = unix.Preadv(fd, [][]byte{hdr[:], buf}, l.off)
+		return err
+	})
+	done()
+	if err != nil {
+		return &fs.PathError{Op: "read", Path: s.packPath(l.pack), Err: err}
+	}
+	if n < recHeader+len(buf) {
+		return s.corrupt(id, l, fmt.Sprintf("record is cut short: %d of %d bytes", n, recHeader+len(buf)))
 	}
 	switch {
 	case string(hdr[:4]) != recMagic:
@@ -1130,8 +1120,9 @@ func (s *PackStore) apply(batch map[chunkstore.ID]packOp, more func(*bolt.Tx) er
 	}
 	s.mu.Unlock()
 	for _, l := range dead {
-		if f, err := s.file(l.pack); err == nil {
+		if f, done, err := s.file(l.pack); err == nil {
 			punch(f, l)
+			done()
 		}
 	}
 	return nil
