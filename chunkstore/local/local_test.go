@@ -31,12 +31,12 @@ func TestMain(m *testing.M) {
 	}
 	if dir := os.Getenv(packCrashChildEnv); dir != "" {
 		seed, _ := strconv.ParseUint(os.Getenv("CASFS_TEST_CRASH_SEED"), 10, 64)
-		packCrashChild(dir, seed)
+		crashChild(dir, seed, true)
 		return
 	}
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		seed, _ := strconv.ParseUint(os.Getenv("CASFS_TEST_CRASH_SEED"), 10, 64)
-		crashChild(dir, seed)
+		crashChild(dir, seed, false)
 		return
 	}
 	os.Exit(m.Run())

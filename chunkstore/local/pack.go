@@ -155,7 +155,7 @@ type PackStore struct {
 	dirty   map[uint32]*packFile // packs written since the last Sync took its batch
 	newPack bool                 // packs/ has a name no Sync made durable yet
 
-	syncSem chan struct{}
+	syncSem syncGate
 	failed  error // guarded by holding syncSem; see Store's batcher
 	// putMu is read-held by each Put from its look at the index until
 	// its record is pending, and held by a checkpoint (checkpointHeld).
@@ -201,7 +201,7 @@ func openPacks(dir string, cfg chunkstore.Config, lock *os.File, opts Options) (
 		pending: map[chunkstore.ID]packOp{},
 		open:    map[uint32]*packFile{},
 		dirty:   map[uint32]*packFile{},
-		syncSem: make(chan struct{}, 1),
+		syncSem: make(syncGate, 1),
 	}
 	if !opts.ReadOnly {
 		if err := os.Mkdir(filepath.Join(dir, packsName), dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -921,25 +921,13 @@ func (s *PackStore) Sync(ctx context.Context) error {
 	if s.readOnly {
 		return nil
 	}
-	select {
-	case s.syncSem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-s.syncSem }()
-	return s.syncHeld(ctx)
+	return s.syncSem.do(ctx, func() error { return s.syncHeld(ctx) })
 }
 
-// syncSoon is Put's Sync when too many changes are pending: it syncs
-// unless a Sync is running already.
+// syncSoon is Put's Sync when a checkpoint is due: it syncs unless a Sync
+// is running already.
 func (s *PackStore) syncSoon(ctx context.Context) error {
-	select {
-	case s.syncSem <- struct{}{}:
-	default:
-		return nil
-	}
-	defer func() { <-s.syncSem }()
-	return s.syncHeld(ctx)
+	return s.syncSem.try(func() error { return s.syncHeld(ctx) })
 }
 
 func (s *PackStore) syncHeld(ctx context.Context) error {
@@ -1161,9 +1149,7 @@ func (s *PackStore) Close() error {
 	if serr == nil && !s.readOnly {
 		// Index what is pending, so that the next Open has nothing
 		// to recover.
-		s.syncSem <- struct{}{}
-		serr = s.checkpointHeld()
-		<-s.syncSem
+		serr = s.syncSem.do(context.Background(), s.checkpointHeld)
 	}
 	s.flushes.Wait()
 	s.mu.Lock()

@@ -1,21 +1,19 @@
 package local
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
@@ -451,47 +449,6 @@ func TestPackListBatches(t *testing.T) {
 	}
 }
 
-// packCrashChild puts and syncs chunks into the packs store in dir until
-// killed; see TestPackCrashKill.
-func packCrashChild(dir string, seed uint64) {
-	ctx := context.Background()
-	packLimit = 1 << 20 // cross packs often
-	ds, err := OpenDir(ctx, dir, Options{Owner: "crash child"})
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	s, err := chunkstore.NewEncoded(ds, chunkstore.HashBLAKE3, chunkstore.CompressionNone)
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	out := bufio.NewWriter(os.Stdout)
-	for i := seed; ; i++ {
-		id, data := testChunk(i)
-		if err := s.Put(ctx, id, data); err != nil {
-			fmt.Println("error:", err)
-			os.Exit(1)
-		}
-		if i%7 == 3 {
-			// Deletes too: a crash must not leave an index entry over a
-			// punched record.
-			if err := s.Delete(ctx, id); err != nil {
-				fmt.Println("error:", err)
-				os.Exit(1)
-			}
-		}
-		if i%5 == 4 {
-			if err := s.Sync(ctx); err != nil {
-				fmt.Println("error:", err)
-				os.Exit(1)
-			}
-			fmt.Fprintf(out, "synced %d\n", i+1)
-			out.Flush()
-		}
-	}
-}
-
 // TestPackCrashKill kills a process that is putting, deleting and syncing
 // chunks, at a different moment each round, and reopens the store: every
 // chunk it reported synced (and did not delete) reads back and verifies,
@@ -504,32 +461,8 @@ func TestPackCrashKill(t *testing.T) {
 	ctx := context.Background()
 	for round := range 4 {
 		seed := uint64(round) * 100000
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), packCrashChildEnv+"="+dir, fmt.Sprintf("CASFS_TEST_CRASH_SEED=%d", seed))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := bufio.NewScanner(stdout)
-		var synced uint64
-		for lines.Scan() {
-			line := lines.Text()
-			n, err := strconv.ParseUint(strings.TrimPrefix(line, "synced "), 10, 64)
-			if err != nil {
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("child: %s", line)
-			}
-			synced = n
-			if synced-seed >= uint64(10+7*round) {
-				break
-			}
-		}
-		cmd.Process.Kill()
-		cmd.Wait()
+		synced := killChildAfter(t, packCrashChildEnv, dir, seed, uint64(10+7*round),
+			time.Duration(round)*700*time.Microsecond)
 
 		ds, err := OpenDir(ctx, dir, Options{})
 		if err != nil {

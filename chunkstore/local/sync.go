@@ -29,9 +29,8 @@ type batcher struct {
 	mu      sync.Mutex
 	pending map[chunkstore.ID]pendingChunk // guarded by mu
 
-	// syncSem lets one Sync run at a time: a channel rather than a mutex
-	// so that a Sync waiting for another one honours its context.
-	syncSem chan struct{}
+	// syncSem lets one Sync run at a time.
+	syncSem syncGate
 	// Guarded by holding syncSem:
 	//
 	// synced is false until a Sync of this Store has succeeded. Until
@@ -61,7 +60,7 @@ type batcher struct {
 }
 
 func newBatcher() batcher {
-	return batcher{pending: map[chunkstore.ID]pendingChunk{}, syncSem: make(chan struct{}, 1)}
+	return batcher{pending: map[chunkstore.ID]pendingChunk{}, syncSem: make(syncGate, 1)}
 }
 
 // maxPending is how many chunks Put lets pile up before it syncs them
@@ -106,25 +105,39 @@ func (s *Store) Sync(ctx context.Context) error {
 	if s.readOnly {
 		return nil
 	}
-	select {
-	case s.syncSem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-s.syncSem }()
-	return s.syncHeld(ctx)
+	return s.syncSem.do(ctx, func() error { return s.syncHeld(ctx) })
 }
 
 // syncSoon is Put's Sync when too many chunks are pending: it syncs unless
 // a Sync is running already, which will deal with most of them.
 func (s *Store) syncSoon(ctx context.Context) error {
+	return s.syncSem.try(func() error { return s.syncHeld(ctx) })
+}
+
+// syncGate lets one Sync of a store run at a time: a channel rather than a
+// mutex, so that a Sync waiting for another one honours its context.
+type syncGate chan struct{}
+
+// do runs fn once no other fn of g is running, unless ctx is done first.
+func (g syncGate) do(ctx context.Context, fn func() error) error {
 	select {
-	case s.syncSem <- struct{}{}:
+	case g <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-g }()
+	return fn()
+}
+
+// try runs fn unless another fn of g is running, and then does nothing.
+func (g syncGate) try(fn func() error) error {
+	select {
+	case g <- struct{}{}:
 	default:
 		return nil
 	}
-	defer func() { <-s.syncSem }()
-	return s.syncHeld(ctx)
+	defer func() { <-g }()
+	return fn()
 }
 
 // syncHeld is Sync with syncSem held.

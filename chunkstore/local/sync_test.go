@@ -475,10 +475,15 @@ const crashChildEnv = "CASFS_TEST_CRASH_CHILD"
 
 // crashChild puts chunks seed, seed+1, ... into the store in dir through the
 // Encoded layer, syncing every few, and prints "synced N" once every chunk
-// before seed N is synced. It never returns: the test kills it.
-func crashChild(dir string, seed uint64) {
+// before seed N is synced. With packs (TestPackCrashKill) it uses small
+// packs and deletes every seventh chunk right after putting it. It never
+// returns: the test kills it.
+func crashChild(dir string, seed uint64, packs bool) {
 	ctx := context.Background()
-	ls, err := Open(ctx, dir, Options{Owner: "crash child"})
+	if packs {
+		packLimit = 1 << 20 // cross packs often
+	}
+	ls, err := OpenDir(ctx, dir, Options{Owner: "crash child"})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
@@ -491,19 +496,62 @@ func crashChild(dir string, seed uint64) {
 	out := bufio.NewWriter(os.Stdout)
 	for i := seed; ; i++ {
 		id, data := testChunk(i)
-		if err := s.Put(ctx, id, data); err != nil {
+		err := s.Put(ctx, id, data)
+		if err == nil && packs && i%7 == 3 {
+			// Deletes too: a crash must not leave an index entry over
+			// a punched record.
+			err = s.Delete(ctx, id)
+		}
+		if err == nil && i%5 == 4 {
+			if err = s.Sync(ctx); err == nil {
+				fmt.Fprintf(out, "synced %d\n", i+1)
+				out.Flush()
+			}
+		}
+		if err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
 		}
-		if i%5 == 4 {
-			if err := s.Sync(ctx); err != nil {
-				fmt.Println("error:", err)
-				os.Exit(1)
-			}
-			fmt.Fprintf(out, "synced %d\n", i+1)
-			out.Flush()
+	}
+}
+
+// killChildAfter starts this test binary as a child that puts and syncs
+// chunks into the store in dir from seed on (env names which child), and
+// kills it once it has reported want chunks synced and then slept for
+// pause: sometimes mid-Put, sometimes mid-Sync. It returns how many the
+// child reported synced: chunks seed up to that.
+func killChildAfter(t *testing.T, env, dir string, seed, want uint64, pause time.Duration) uint64 {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+dir, fmt.Sprintf("CASFS_TEST_CRASH_SEED=%d", seed))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	var synced uint64
+	for lines.Scan() {
+		line := lines.Text()
+		n, err := strconv.ParseUint(strings.TrimPrefix(line, "synced "), 10, 64)
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("child said %q", line)
+		}
+		synced = n
+		if n-seed >= want {
+			time.Sleep(pause)
+			break
 		}
 	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	return synced
 }
 
 // TestCrashKill kills a process that is putting and syncing chunks, at a
@@ -520,37 +568,8 @@ func TestCrashKill(t *testing.T) {
 	ctx := context.Background()
 	for round := range 4 {
 		seed := uint64(round) * 100000
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, fmt.Sprintf("CASFS_TEST_CRASH_SEED=%d", seed))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		// Kill it after a round-dependent number of Syncs, then a
-		// round-dependent pause: sometimes mid-Put, sometimes mid-Sync.
-		lines := bufio.NewScanner(stdout)
-		var synced uint64
-		for lines.Scan() {
-			line := lines.Text()
-			n, err := strconv.ParseUint(strings.TrimPrefix(line, "synced "), 10, 64)
-			if err != nil {
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("child said %q", line)
-			}
-			synced = n
-			if n-seed >= uint64(10+5*round) {
-				time.Sleep(time.Duration(round) * 700 * time.Microsecond)
-				break
-			}
-		}
-		if err := cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		cmd.Wait()
+		synced := killChildAfter(t, crashChildEnv, dir, seed, uint64(10+5*round),
+			time.Duration(round)*700*time.Microsecond)
 
 		ls, err := Open(ctx, dir, Options{})
 		if err != nil {

@@ -322,25 +322,12 @@ func testHappyPath(t *testing.T, store string) {
 func chunkKiB(t *testing.T, store string) int64 {
 	t.Helper()
 	var blocks int64
-	for _, dir := range []string{"chunks", "packs"} {
-		err := filepath.WalkDir(filepath.Join(store, dir), func(p string, d fs.DirEntry, err error) error {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			if err != nil || !d.Type().IsRegular() {
-				return err
-			}
-			var st syscall.Stat_t
-			if err := syscall.Stat(p, &st); err != nil {
-				return err
-			}
-			blocks += st.Blocks
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	chunkFiles(t, store, func(p string) error {
+		var st syscall.Stat_t
+		err := syscall.Stat(p, &st)
+		blocks += st.Blocks
+		return err
+	})
 	return blocks / 2
 }
 
@@ -480,11 +467,10 @@ func damageChunk(t *testing.T, store string, id chunkstore.ID, damage func([]byt
 	}
 }
 
-// chunkData digests every byte the store keeps chunks in (either layout),
-// so a test can tell that no chunk was added, deleted or changed.
-func chunkData(t *testing.T, store string) string {
+// chunkFiles calls fn for every file the store keeps chunks in, in either
+// layout, in a fixed order.
+func chunkFiles(t *testing.T, store string, fn func(path string) error) {
 	t.Helper()
-	h := sha256.New()
 	for _, dir := range []string{"chunks", "packs"} {
 		err := filepath.WalkDir(filepath.Join(store, dir), func(p string, d fs.DirEntry, err error) error {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -493,15 +479,25 @@ func chunkData(t *testing.T, store string) string {
 			if err != nil || !d.Type().IsRegular() {
 				return err
 			}
-			b, err := os.ReadFile(p)
-			fmt.Fprintf(h, "%s %d\n", p, len(b))
-			h.Write(b)
-			return err
+			return fn(p)
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// chunkData digests every byte the store keeps chunks in (either layout),
+// so a test can tell that no chunk was added, deleted or changed.
+func chunkData(t *testing.T, store string) string {
+	t.Helper()
+	h := sha256.New()
+	chunkFiles(t, store, func(p string) error {
+		b, err := os.ReadFile(p)
+		fmt.Fprintf(h, "%s %d\n", p, len(b))
+		h.Write(b)
+		return err
+	})
 	return hex.EncodeToString(h.Sum(nil))
 }
 
