@@ -476,8 +476,9 @@ func (s *PackStore) locate(id chunkstore.ID) (packLoc, bool, error) {
 }
 
 // Put appends a record of id and data to the current pack and records it
-// as pending: Has, Get and List see it at once, Sync puts it in the index.
-// An id already present is left as it is.
+// as pending: Has, Get and List see it at once, Sync makes it durable, and
+// a checkpoint puts it in the index. An id already present is left as it
+// is.
 func (s *PackStore) Put(ctx context.Context, id chunkstore.ID, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -904,11 +905,12 @@ func (s *PackStore) List(ctx context.Context, fn func(chunkstore.Info) error) er
 
 // Sync is the durability barrier: it makes the packs written since the
 // last Sync durable (fdatasync, and the packs directory if it has a new
-// name), then records the pending changes in the index in one transaction
-// (which bbolt makes durable before it returns), and only then punches out
-// the records those changes made dead. An index entry thus only ever points
-// at durable bytes, and never at freed ones; a crash at any point leaves at
-// most unindexed bytes in a pack, which is leaked space.
+// name), which makes the pending puts durable: Open finds them past the
+// watermark should the process end before a checkpoint indexes them.
+// Pending deletes it takes out of the index in one transaction (which
+// bbolt makes durable before it returns), and only then punches their
+// records out, so that an index entry never points at freed blocks. When a
+// checkpoint is due it makes one (see checkpointHeld).
 //
 // One Sync runs at a time; a Sync that had to wait usually finds its
 // changes made already. If making packs durable fails, what reached the
