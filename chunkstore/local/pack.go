@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -407,6 +408,30 @@ func (s *PackStore) removeDeadPacks() error {
 	if err != nil || len(dead) == 0 {
 		return err
 	}
+	// The counts say these packs hold nothing the index points to. A
+	// pack is removed only if the index agrees, entry by entry: a wrong
+	// count must not cost a chunk. (A full pass over the index, but only
+	// at an Open after a gc emptied a pack.)
+	live := map[uint32]uint64{}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktChunks).ForEach(func(k, v []byte) error {
+			if l, ok := decodeLoc(v); ok {
+				live[l.pack]++
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	var miscounted []uint32
+	dead = slices.DeleteFunc(dead, func(n uint32) bool {
+		if live[n] > 0 {
+			miscounted = append(miscounted, n)
+			return true
+		}
+		return false
+	})
 	for _, n := range dead {
 		if err := os.Remove(s.packPath(n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -418,6 +443,11 @@ func (s *PackStore) removeDeadPacks() error {
 		b := tx.Bucket(bktPacks)
 		for _, n := range dead {
 			if err := b.Delete(packKey(n)); err != nil {
+				return err
+			}
+		}
+		for _, n := range miscounted {
+			if err := b.Put(packKey(n), binary.BigEndian.AppendUint64(nil, live[n])); err != nil {
 				return err
 			}
 		}

@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -769,5 +770,45 @@ func TestPackLongPutCheckpoints(t *testing.T) {
 	}
 	if u := s.unindexed.Load(); u >= 2*checkpointBytes {
 		t.Errorf("%d bytes unindexed", u)
+	}
+}
+
+// TestPackWrongCountKeepsPack: a pack whose count in the index says it is
+// empty while index entries still point into it is not removed.
+func TestPackWrongCountKeepsPack(t *testing.T) {
+	dir := newPackStore(t)
+	s := mustOpenPacks(t, dir, Options{})
+	id := put(t, s, 77)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpenPacks(t, dir, Options{})
+	path, _, _, err := s.Locate(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _, _ := s.indexed(id)
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktPacks).Put(packKey(l.pack), make([]byte, 8))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = mustOpenPacks(t, dir, Options{})
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the pack went: %v", err)
+	}
+	if _, want := testChunk(77); !bytes.Equal(mustGet(t, s, id), want) {
+		t.Errorf("the chunk differs")
+	}
+	var cnt uint64
+	s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bktPacks).Get(packKey(l.pack)); len(v) == 8 {
+			cnt = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	if cnt != 1 {
+		t.Errorf("the pack's count is %d after the open, want it set right (1)", cnt)
 	}
 }
