@@ -663,9 +663,12 @@ func isShard(e os.DirEntry) bool {
 func isLowerHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
 
 // Properties describes the store.
-func (s *Store) Properties() chunkstore.Properties {
+func (s *Store) Properties() chunkstore.Properties { return properties(s.dir) }
+
+// properties describes a local store in dir, of either layout.
+func properties(dir string) chunkstore.Properties {
 	return chunkstore.Properties{
-		Name: "local:" + s.dir,
+		Name: "local:" + dir,
 		// Disk calls block in the kernel, not on the CPU; a few per core
 		// keep the disk's queue full while hashing goes on.
 		Concurrency: 16,

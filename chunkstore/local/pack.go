@@ -37,6 +37,9 @@ const (
 	// recAlign aligns every record to the filesystem's block size, so that
 	// punching out a deleted record frees exactly its blocks.
 	recAlign = 4096
+	// maxRecord bounds a record's data: a chunk as the Encoded layer
+	// frames it, with room for its header and a compressed form that grew.
+	maxRecord = chunkstore.MaxChunkSize + 1<<20
 )
 
 // Variables so tests can make them small.
@@ -75,9 +78,14 @@ func recordHeader(id chunkstore.ID, data []byte) [recHeader]byte {
 	copy(hdr[:], recMagic)
 	binary.BigEndian.PutUint32(hdr[4:], uint32(len(data)))
 	copy(hdr[8:], id[:])
-	crc := crc32.Update(crc32.Checksum(hdr[:40], castagnoli), castagnoli, data)
-	binary.BigEndian.PutUint32(hdr[40:], crc)
+	binary.BigEndian.PutUint32(hdr[40:], recordCRC(&hdr, data))
 	return hdr
+}
+
+// recordCRC is the CRC a record's header carries: of the header's other
+// fields and the data.
+func recordCRC(hdr *[recHeader]byte, data []byte) uint32 {
+	return crc32.Update(crc32.Checksum(hdr[:40], castagnoli), castagnoli, data)
 }
 
 // packLoc is where a chunk's record lies.
@@ -283,13 +291,7 @@ func (s *PackStore) Config() chunkstore.Config { return s.cfg }
 func (s *PackStore) Dir() string { return s.dir }
 
 // Properties describes the store.
-func (s *PackStore) Properties() chunkstore.Properties {
-	return chunkstore.Properties{
-		Name:        "local:" + s.dir,
-		Concurrency: 16,
-		Local:       true,
-	}
-}
+func (s *PackStore) Properties() chunkstore.Properties { return properties(s.dir) }
 
 // indexed returns id's location in the index.
 func (s *PackStore) indexed(id chunkstore.ID) (packLoc, bool, error) {
@@ -337,7 +339,7 @@ func (s *PackStore) Put(ctx context.Context, id chunkstore.ID, data []byte) erro
 	if s.readOnly {
 		return fmt.Errorf("store %s: put chunk %s: %w", s.dir, id.Str(), ErrReadOnly)
 	}
-	if len(data) > chunkstore.MaxChunkSize+(1<<20) {
+	if len(data) > maxRecord {
 		return fmt.Errorf("store %s: put chunk %s: %d bytes is more than a chunk can be", s.dir, id.Str(), len(data))
 	}
 	s.putMu.RLock()
@@ -788,8 +790,8 @@ var _ io.Closer = (*PackStore)(nil)
 
 // FindOnDisk finds chunk id's stored bytes in the store directory dir
 // without opening the store (no lock, no index): in the files layout its
-// file, in the packs layout the record that holds it, found by scanning the
-// packs' record headers. It returns the file, where the bytes start and how
+// file, in the packs layout the whole record that holds it, found by
+// scanning the packs as recovery does (scanPack). It returns the file, where the bytes start and how
 // many there are. It is for tests and for looking at a store by hand, and
 // takes time in proportion to the store's size.
 func FindOnDisk(dir string, id chunkstore.ID) (path string, off int64, n int, err error) {
@@ -802,27 +804,26 @@ func FindOnDisk(dir string, id chunkstore.ID) (path string, off int64, n int, er
 	if err != nil {
 		return "", 0, 0, err
 	}
-	var hdr [recHeader]byte
+	found := errors.New("found")
 	for _, e := range entries {
-		if _, ok := parsePackName(e.Name()); !ok {
+		pack, ok := parsePackName(e.Name())
+		if !ok {
 			continue
 		}
 		p := filepath.Join(dir, packsName, e.Name())
-		f, err := os.Open(p)
+		err := scanPack(p, pack, 0, func(rid chunkstore.ID, l packLoc) error {
+			if rid != id {
+				return nil
+			}
+			off, n = l.off+recHeader, int(l.n)
+			return found
+		})
+		if err == found {
+			return p, off, n, nil
+		}
 		if err != nil {
 			return "", 0, 0, err
 		}
-		st, err := f.Stat()
-		for off := int64(0); err == nil && off+recHeader <= st.Size(); off += recAlign {
-			if _, err := f.ReadAt(hdr[:], off); err != nil {
-				break
-			}
-			if string(hdr[:4]) == recMagic && bytes.Equal(hdr[8:40], id[:]) {
-				f.Close()
-				return p, off + recHeader, int(binary.BigEndian.Uint32(hdr[4:])), nil
-			}
-		}
-		f.Close()
 	}
 	return "", 0, 0, chunkstore.NotFound(id)
 }

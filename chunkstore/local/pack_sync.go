@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -108,7 +107,7 @@ func scanPack(path string, n uint32, from int64, fn func(chunkstore.ID, packLoc)
 			return err
 		}
 		dlen := int64(binary.BigEndian.Uint32(hdr[4:]))
-		if string(hdr[:4]) == recMagic && dlen <= chunkstore.MaxChunkSize+(1<<20) && pos+recHeader+dlen <= size {
+		if string(hdr[:4]) == recMagic && dlen <= maxRecord && pos+recHeader+dlen <= size {
 			if int64(cap(buf)) < dlen {
 				buf = make([]byte, dlen)
 			}
@@ -116,8 +115,7 @@ func scanPack(path string, n uint32, from int64, fn func(chunkstore.ID, packLoc)
 			if _, err := f.ReadAt(data, pos+recHeader); err != nil {
 				return err
 			}
-			crc := crc32.Update(crc32.Checksum(hdr[:40], castagnoli), castagnoli, data)
-			if crc == binary.BigEndian.Uint32(hdr[40:]) {
+			if recordCRC(&hdr, data) == binary.BigEndian.Uint32(hdr[40:]) {
 				var id chunkstore.ID
 				copy(id[:], hdr[8:40])
 				if err := fn(id, packLoc{pack: n, off: pos, n: uint32(dlen)}); err != nil {
