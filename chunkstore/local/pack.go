@@ -233,7 +233,9 @@ func openPacks(dir string, cfg chunkstore.Config, lock *os.File, opts Options) (
 			return nil, fmt.Errorf("index %s: another process holds it", idx)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("index %s: %w", idx, err)
+			// Every index entry can be found again in the packs: a new
+			// index starts with no watermark, so Open scans them all.
+			return nil, fmt.Errorf("index %s: %w (the index can be rebuilt from the packs: move it aside and open the store again)", idx, err)
 		}
 		s.db = db
 	}
