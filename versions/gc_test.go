@@ -732,3 +732,81 @@ func (h fencedHook) CommitFenced(ctx context.Context, ino versions.Ino, v versio
 	h.before()
 	return h.KVCatalog.CommitFenced(ctx, ino, v, touched, margin)
 }
+
+// touchCounter is a shared store that records which chunks are touched.
+type touchCounter struct {
+	chunkstore.Store
+	chunkstore.Toucher
+	mu      sync.Mutex
+	touched map[chunkstore.ID]int
+}
+
+func (c *touchCounter) Touch(ctx context.Context, id chunkstore.ID) (bool, error) {
+	c.mu.Lock()
+	c.touched[id]++
+	c.mu.Unlock()
+	return c.Toucher.Touch(ctx, id)
+}
+
+// reset forgets the touches so far.
+func (c *touchCounter) reset() {
+	c.mu.Lock()
+	c.touched = map[chunkstore.ID]int{}
+	c.mu.Unlock()
+}
+
+func (c *touchCounter) count(id chunkstore.ID) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.touched[id]
+}
+
+// TestStoreAheadTouchesOnce shows that on a shared store a commit does not
+// touch again the chunks that storing ahead put moments before (over RADOS
+// that was one round trip per chunk of the file at every close), and that
+// it does touch them once a quarter of the gc margin has passed, as far as
+// its commit vouches for.
+func TestStoreAheadTouchesOnce(t *testing.T) {
+	ctx := context.Background()
+	tc := &touchCounter{touched: map[chunkstore.ID]int{}}
+	r := newRepo(t, repoOptions{cfg: smallConfig(), shared: mem.NewShared(nil), wrap: func(s chunkstore.Store) chunkstore.Store {
+		tc.Store, tc.Toucher = s, s.(chunkstore.Toucher)
+		return tc
+	}})
+	ino := r.create("/f").Ino
+	data := randomBytes(8, 512*kiB)
+	exts, end, held, err := r.StoreAhead(ctx, bytes.NewReader(data), 0)
+	defer r.Release(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exts) < 8 {
+		t.Fatalf("stored ahead %d chunks, want many", len(exts))
+	}
+	commit := func() {
+		t.Helper()
+		v, _, err := r.WriteFrom(ctx, ino, bytes.NewReader(data), int64(len(data)), exts, end, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.mustRead(v, data)
+	}
+
+	tc.reset()
+	commit()
+	for _, e := range exts {
+		if n := tc.count(e.ID); n != 0 {
+			t.Errorf("chunk %s stored ahead just now was touched %d times by the commit", e.ID, n)
+		}
+	}
+
+	r.SetGCMargin(40 * time.Millisecond)
+	time.Sleep(20 * time.Millisecond) // more than a quarter margin
+	tc.reset()
+	commit()
+	for _, e := range exts {
+		if n := tc.count(e.ID); n == 0 {
+			t.Errorf("chunk %s stored ahead a quarter margin ago was not touched by the commit", e.ID)
+		}
+	}
+}

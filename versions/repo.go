@@ -226,7 +226,7 @@ func (r *Repo) putHeld(ctx context.Context, id chunkstore.ID, data []byte) error
 		}
 		return r.chunks.Put(ctx, id, data)
 	}
-	if at, ok := r.touched.Get(id); ok && time.Since(at) < r.margin/4 {
+	if r.recentlyTouched(id) {
 		return nil
 	}
 	// Before the Touch: a Put that finds the chunk made meanwhile by
@@ -242,6 +242,14 @@ func (r *Repo) putHeld(ctx context.Context, id chunkstore.ID, data []byte) error
 	}
 	r.touched.Add(id, before)
 	return nil
+}
+
+// recentlyTouched reports whether this process put or touched id on a
+// shared store within a quarter of the gc margin: Repo.commit vouches for
+// such touches, so the chunk need not be touched again.
+func (r *Repo) recentlyTouched(id chunkstore.ID) bool {
+	at, ok := r.touched.Get(id)
+	return ok && time.Since(at) < r.margin/4
 }
 
 // touch touches id on a shared store and remembers when.
@@ -371,11 +379,17 @@ func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent,
 		// The reused extents are stored chunks this version relies on
 		// like any other: touch them, so a gc elsewhere keeps them (a
 		// missing one is errChunkGone: WriteFrom then chunks it all).
-		ids := make([]chunkstore.ID, len(prefix))
-		for i, e := range prefix {
-			ids[i] = e.ID
+		// Those put or touched lately, as storing ahead did for most of
+		// them, are left out, as putHeld leaves them out.
+		var ids []chunkstore.ID
+		for _, e := range prefix {
+			if !r.recentlyTouched(e.ID) {
+				ids = append(ids, e.ID)
+			}
 		}
-		g.Go(func() error { return r.touchAll(gctx, t, ids) })
+		if len(ids) > 0 {
+			g.Go(func() error { return r.touchAll(gctx, t, ids) })
+		}
 	}
 	// chunks yields each chunk of src with its offset from src's start.
 	chunks := func(yield func(int64, []byte)) error {
