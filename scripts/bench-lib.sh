@@ -120,6 +120,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf 
 # fsize FILE prints its size in bytes.
 fsize() { stat -c %s "$1"; }
 
+# cpu_busy prints the machine's busy CPU time so far, in clock ticks
+# (user, nice, system, irq, softirq; not idle, iowait or the time the
+# hypervisor stole). Two readings around a step give what the step cost
+# every process and the kernel together, daemons included.
+cpu_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
+
+# cpu_per_gib TICKS BYTES prints CPU seconds per GiB.
+cpu_per_gib() { awk -v t="$1" -v b="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz / (b / 1073741824) }'; }
+
+# cpu_ceiling CPU_PER_GIB prints the MB/s at which this machine's cores
+# would all be busy at that cost: what no scheduling can beat.
+cpu_ceiling() { awk -v c="$1" -v n="$(nproc)" 'BEGIN { printf "%.0f", n / c * 1073.741824 }'; }
+
 # randfile PATH BYTES SEED writes BYTES of incompressible, reproducible
 # pseudo-random data (AES-128-CTR keystream of SEED). ~4× faster than
 # /dev/urandom on the 2-core reference machine, and the same every run.

@@ -70,15 +70,35 @@ src=$scratch/src
 randfile "$src" $((MB << 20)) bench-rados
 bytes=$(fsize "$src")
 
-# bench_bw MODE: rados bench MODE, prints its "Bandwidth (MB/sec)".
-bench_bw() {
-	local out
+# bench_rados MODE [MAX_OBJECTS]: rados bench MODE. Sets RB_BW (its
+# "Bandwidth (MB/sec)"), RB_BYTES (what it moved) and RB_TICKS (the
+# machine's busy CPU meanwhile, see cpu_busy).
+bench_rados() {
+	local out t0
 	local size=()
 	[[ $1 == write ]] && size=(-b "$OBJ") # seq reads the objects write made
+	t0=$(cpu_busy)
 	out=$(rados -p "$pool" bench "$SECS_BENCH" "$1" -t 16 "${size[@]}" --no-cleanup \
 		${2:+--max-objects "$2"} 2>&1) || { echo "$out" >&2; die "rados bench $1 failed"; }
+	RB_TICKS=$(($(cpu_busy) - t0))
 	echo "$out" >>"$logf"
-	awk -F: '/^Bandwidth \(MB\/sec\)/ { gsub(/ /, "", $2); print $2 }' <<<"$out"
+	RB_BW=$(awk -F: '/^Bandwidth \(MB\/sec\)/ { gsub(/ /, "", $2); print $2 }' <<<"$out")
+	RB_BYTES=$(awk -F: '/^Total (writes|reads) made/ { n = $2 } /^(Write|Read) size/ { sz = $2 } END { print n * sz }' <<<"$out")
+}
+
+# timed LOGFILE CMD...: measure, also setting TICKS (the machine's busy CPU
+# while CMD ran).
+timed() {
+	local t0
+	t0=$(cpu_busy)
+	measure "$@"
+	TICKS=$(($(cpu_busy) - t0))
+}
+timed_out() {
+	local t0
+	t0=$(cpu_busy)
+	measure_out "$@"
+	TICKS=$(($(cpu_busy) - t0))
 }
 
 # mount_casfs: casfs mount in the background until the mount answers.
@@ -97,28 +117,36 @@ umount_casfs() {
 }
 
 rows=()
+cpurows=()
 for run in $(seq "$RUNS"); do
 	log "run $run: rados bench write ($SECS_BENCH s, at most 1 GiB)"
-	wbw=$(bench_bw write "$max_objects")
+	bench_rados write "$max_objects"
+	wbw=$RB_BW
+	wcpu=$(cpu_per_gib "$RB_TICKS" "$RB_BYTES")
 	log "run $run: rados bench seq"
-	rbw=$(bench_bw seq)
+	bench_rados seq
+	rbw=$RB_BW
+	rcpu=$(cpu_per_gib "$RB_TICKS" "$RB_BYTES")
 	rados -p "$pool" cleanup >>"$logf" 2>&1
 
 	# shellcheck disable=SC2086 # INIT_ARGS is a list of flags
 	"$CASFS" init $INIT_ARGS "rados://$pool/bench" >>"$logf" 2>&1
 	mount_casfs
 	log "run $run: casfs write of $MB MiB"
-	measure "$logf" dd if="$src" of="$mnt/f" bs=1M
+	timed "$logf" dd if="$src" of="$mnt/f" bs=1M
 	cw=$(mbps "$bytes" "$SECS")
+	cwcpu=$(cpu_per_gib "$TICKS" "$bytes")
 	log "run $run: casfs copy of the same file (every chunk stored already)"
-	measure "$logf" dd if="$src" of="$mnt/g" bs=1M
+	timed "$logf" dd if="$src" of="$mnt/g" bs=1M
 	cw2=$(mbps "$bytes" "$SECS")
+	cw2cpu=$(cpu_per_gib "$TICKS" "$bytes")
 	umount_casfs
 	drop_caches
 	mount_casfs
 	log "run $run: casfs read, cold chunk cache"
-	measure_out /dev/null "$logf" dd if="$mnt/f" bs=1M
+	timed_out /dev/null "$logf" dd if="$mnt/f" bs=1M
 	cr=$(mbps "$bytes" "$SECS")
+	crcpu=$(cpu_per_gib "$TICKS" "$bytes")
 	cmp "$src" "$mnt/f" || die "casfs read back different data"
 	umount_casfs
 	"$CASFS" fsck "rados://$pool/bench" >>"$logf" 2>&1 || die "fsck found damage (see $logf)"
@@ -127,6 +155,7 @@ for run in $(seq "$RUNS"); do
 		rados -p "$pool" -N "$ns" ls 2>/dev/null | xargs -r -n 64 rados -p "$pool" -N "$ns" rm
 	done
 	rows+=("| $run | $wbw | $cw | $(ratio "$cw" "$wbw") | $rbw | $cr | $(ratio "$cr" "$rbw") | $cw2 | $(ratio "$cw2" "$cw") |")
+	cpurows+=("| $run | $wcpu | $cwcpu | $(cpu_ceiling "$cwcpu") | $(awk -v b="$wbw" 'BEGIN { printf "%.0f", 0.7 * b }') | $rcpu | $crcpu | $(cpu_ceiling "$crcpu") | $(awk -v b="$rbw" 'BEGIN { printf "%.0f", 0.7 * b }') | $cw2cpu |")
 done
 
 {
@@ -136,4 +165,10 @@ done
 	echo "| run | rados bench write MB/s | casfs write MB/s | ÷ | rados bench seq MB/s | casfs read MB/s (cold cache) | ÷ | casfs 2nd copy MB/s | 2nd ÷ 1st |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s\n' "${rows[@]}"
+	echo
+	echo "Busy CPU of the whole machine (OSD, mon, casfs, dd or rados, kernel) per GiB moved, and the ceiling it sets: $(nproc) cores ÷ that cost."
+	echo
+	echo "| run | rados bench write CPU s/GiB | casfs write CPU s/GiB | casfs write ceiling MB/s | 0.7 × rados bench write MB/s | rados bench seq CPU s/GiB | casfs read CPU s/GiB | casfs read ceiling MB/s | 0.7 × rados bench seq MB/s | casfs 2nd copy CPU s/GiB |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	printf '%s\n' "${cpurows[@]}"
 } | tee -a "$RESULTS"
