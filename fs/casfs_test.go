@@ -764,3 +764,72 @@ func TestSpecialFiles(t *testing.T) {
 		t.Fatalf("left after removing them: %v, %v", names, err)
 	}
 }
+
+// TestWriteOnlyHandleCoherent: writes through an O_WRONLY descriptor go
+// around the page cache (FOPEN_DIRECT_IO), yet a descriptor that read the
+// file before, and a shared mapping of it, see them at once, before and
+// after the close that commits them; appends land at the end.
+func TestWriteOnlyHandleCoherent(t *testing.T) {
+	m := mount(t)
+	p := m.path("f")
+	old := randBytes(1<<20, 11)
+	mustWrite(t, p, old)
+	r, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := make([]byte, len(old))
+	if _, err := r.ReadAt(got, 0); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("first read: %v", err)
+	}
+	mm, err := unix.Mmap(int(r.Fd()), 0, len(old), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mm)
+	_ = mm[4096] // fault the page in
+
+	check := func(when string, off int, want []byte) {
+		t.Helper()
+		b := make([]byte, len(want))
+		if _, err := r.ReadAt(b, int64(off)); err != nil || !bytes.Equal(b, want) {
+			t.Errorf("%s: read %q (%v), want %q", when, b, err, want)
+		}
+		if off+len(want) <= len(mm) && !bytes.Equal(mm[off:off+len(want)], want) {
+			t.Errorf("%s: the mapping shows %q, want %q", when, mm[off:off+len(want)], want)
+		}
+	}
+	w, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt([]byte("written"), 4096); err != nil {
+		t.Fatal(err)
+	}
+	check("before close", 4096, []byte("written"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check("after close", 4096, []byte("written"))
+
+	a, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write([]byte("tail")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append(append([]byte{}, old[:4096]...), "written"...), old[4096+7:]...)
+	want = append(want, "tail"...)
+	all, err := os.ReadFile(p)
+	if err != nil || !bytes.Equal(all, want) {
+		t.Fatalf("whole file after both writes: %d bytes (%v), want %d, first difference at %d", len(all), err, len(want), firstDiff(all, want))
+	}
+	if vs := m.versionsOf(t, "f"); len(vs) != 3 {
+		t.Errorf("%d versions, want 3 (create, write, append)", len(vs))
+	}
+}

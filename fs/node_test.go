@@ -246,3 +246,60 @@ func TestAbsentXattrRemembered(t *testing.T) {
 		t.Fatalf("getxattr after removexattr: %v; want ENODATA", errno)
 	}
 }
+
+// TestWriteOnlyHandleKillsPrivs: a handle opened O_WRONLY bypasses the page
+// cache (FOPEN_DIRECT_IO), and since the kernel then leaves it to the
+// server, a write through it by anyone but root clears setuid, and setgid
+// on a group-executable file, as the kernel does for writes through the
+// page cache. Handles that can read keep the page cache.
+func TestWriteOnlyHandleKillsPrivs(t *testing.T) {
+	_, root := newNodeFS(t)
+	ctx := context.Background()
+	var out fuse.EntryOut
+	ch, fh, flags, errno := root.Create(ctx, "f", syscall.O_RDWR, 0o755, &out)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	if flags&fuse.FOPEN_DIRECT_IO != 0 {
+		t.Errorf("an O_RDWR create bypasses the page cache: flags %#x", flags)
+	}
+	fh.(*handle).Release(ctx)
+	fn := ch.Operations().(*fileNode)
+	for _, tc := range []struct {
+		mode, uid, want uint32
+	}{
+		{0o6775, 1000, 0o775},
+		{0o6765, 1000, 0o2765}, // setgid without group exec stays
+		{0o4700, 1000, 0o700},
+		{0o6775, 0, 0o6775}, // root keeps both
+		{0o755, 1000, 0o755},
+	} {
+		in := &fuse.SetAttrIn{}
+		in.Valid = fuse.FATTR_MODE
+		in.Mode = syscall.S_IFREG | tc.mode
+		if errno := fn.Setattr(ctx, nil, in, &fuse.AttrOut{}); errno != 0 {
+			t.Fatal(errno)
+		}
+		fh, flags, errno := fn.Open(ctx, syscall.O_WRONLY)
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		if flags&fuse.FOPEN_DIRECT_IO == 0 {
+			t.Errorf("an O_WRONLY open keeps the page cache: flags %#x", flags)
+		}
+		h := fh.(*handle)
+		wctx := &fuse.Context{Caller: fuse.Caller{Owner: fuse.Owner{Uid: tc.uid, Gid: tc.uid}}}
+		if _, errno := h.Write(wctx, []byte("x"), 0); errno != 0 {
+			t.Fatal(errno)
+		}
+		var ao fuse.AttrOut
+		if errno := fn.Getattr(ctx, nil, &ao); errno != 0 {
+			t.Fatal(errno)
+		}
+		if got := ao.Mode & 0o7777; got != tc.want {
+			t.Errorf("mode %#o written by uid %d: %#o, want %#o", tc.mode, tc.uid, got, tc.want)
+		}
+		h.Flush(ctx)
+		h.Release(ctx)
+	}
+}
