@@ -833,3 +833,80 @@ func TestWriteOnlyHandleCoherent(t *testing.T) {
 		t.Errorf("%d versions, want 3 (create, write, append)", len(vs))
 	}
 }
+
+// TestSeekDataHole: SEEK_DATA and SEEK_HOLE through the mount find a sparse
+// file's holes, while it is being written (the staging file), once
+// committed (HEAD's recipe) and under .versions/.
+func TestSeekDataHole(t *testing.T) {
+	m := mount(t)
+	p := m.path("sparse")
+	const mib = 1 << 20
+	w, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt(randBytes(mib, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt(randBytes(mib, 2), 32*mib); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Truncate(64 * mib); err != nil {
+		t.Fatal(err)
+	}
+	type seek struct {
+		off    int64
+		whence int
+		want   int64 // -1: ENXIO
+	}
+	seeks := []seek{
+		{0, unix.SEEK_DATA, 0},
+		{0, unix.SEEK_HOLE, mib},
+		{mib, unix.SEEK_DATA, 32 * mib},
+		{5 * mib, unix.SEEK_HOLE, 5 * mib},
+		{32*mib + 5, unix.SEEK_DATA, 32*mib + 5},
+		{32 * mib, unix.SEEK_HOLE, 33 * mib},
+		{33 * mib, unix.SEEK_DATA, -1},
+		{64 * mib, unix.SEEK_HOLE, -1},
+	}
+	check := func(when string, f *os.File) {
+		t.Helper()
+		for _, s := range seeks {
+			got, err := unix.Seek(int(f.Fd()), s.off, s.whence)
+			if s.want < 0 {
+				if err != unix.ENXIO {
+					t.Errorf("%s: lseek(%d, %d) = %d, %v; want ENXIO", when, s.off, s.whence, got, err)
+				}
+				continue
+			}
+			if err != nil || got != s.want {
+				t.Errorf("%s: lseek(%d, %d) = %d, %v; want %d", when, s.off, s.whence, got, err, s.want)
+			}
+		}
+	}
+	check("while written", w)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	check("committed", r)
+
+	vs := m.versionsOf(t, "sparse")
+	if len(vs) != 1 {
+		t.Fatalf("%d versions, want 1", len(vs))
+	}
+	ents, err := os.ReadDir(m.path(".versions/sparse"))
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("listing .versions/sparse: %v %v", ents, err)
+	}
+	vf, err := os.Open(m.path(".versions/sparse/" + ents[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vf.Close()
+	check(".versions", vf)
+}

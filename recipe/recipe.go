@@ -71,6 +71,40 @@ func (r *Recipe) ExtentsInRange(off, length int64) []Extent {
 	return r.Extents[i:j]
 }
 
+// SeekData returns where the first byte of data at or after off is, as
+// lseek(2)'s SEEK_DATA does: off itself inside an extent, the start of the
+// next extent inside a hole, and false at or past the end of the file or
+// when only a hole is left.
+func (r *Recipe) SeekData(off int64) (int64, bool) {
+	if off < 0 || off >= r.Size {
+		return 0, false
+	}
+	i := sort.Search(len(r.Extents), func(i int) bool { return r.Extents[i].End() > off })
+	if i == len(r.Extents) || r.Extents[i].Offset >= r.Size {
+		return 0, false
+	}
+	return max(off, r.Extents[i].Offset), true
+}
+
+// SeekHole returns where the first hole at or after off begins, as
+// lseek(2)'s SEEK_HOLE does: off itself inside a hole, the end of a run of
+// touching extents inside data, and the file's size if data runs to the end
+// (the end of a file counts as a hole). It is false at or past the end.
+func (r *Recipe) SeekHole(off int64) (int64, bool) {
+	if off < 0 || off >= r.Size {
+		return 0, false
+	}
+	i := sort.Search(len(r.Extents), func(i int) bool { return r.Extents[i].End() > off })
+	if i == len(r.Extents) || r.Extents[i].Offset > off {
+		return off, true
+	}
+	end := r.Extents[i].End()
+	for i++; i < len(r.Extents) && r.Extents[i].Offset == end; i++ {
+		end = r.Extents[i].End()
+	}
+	return min(end, r.Size), true
+}
+
 // Fetch returns the plain bytes of a chunk.
 type Fetch func(ctx context.Context, id chunkstore.ID) ([]byte, error)
 

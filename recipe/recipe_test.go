@@ -260,3 +260,48 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestSeekDataHole checks SEEK_DATA and SEEK_HOLE on a recipe with data at
+// [0,10), a hole, touching extents at [15,25) and [25,30), and a hole to the
+// end at 40; and on one whose data runs to the end.
+func TestSeekDataHole(t *testing.T) {
+	r, _, _ := fixture(40, piece{0, "0123456789"}, piece{15, "abcdefghij"}, piece{25, "KLMNO"})
+	full, _, _ := fixture(8, piece{0, "abcd"}, piece{4, "efgh"})
+	const no = -1
+	for _, tc := range []struct {
+		r          *Recipe
+		off        int64
+		data, hole int64
+	}{
+		{r, 0, 0, 10},
+		{r, 9, 9, 10},
+		{r, 10, 15, 10},
+		{r, 14, 15, 14},
+		{r, 15, 15, 30}, // [15,25) and [25,30) touch: one run of data
+		{r, 27, 27, 30},
+		{r, 30, no, 30}, // only a hole is left
+		{r, 39, no, 39},
+		{r, 40, no, no}, // at the end: ENXIO for both
+		{r, 100, no, no},
+		{r, -1, no, no},
+		{full, 0, 0, 8}, // the end of the file is a hole
+		{full, 5, 5, 8},
+		{&Recipe{Size: 0}, 0, no, no},
+		{&Recipe{Size: 5}, 2, no, 2},
+	} {
+		got, ok := tc.r.SeekData(tc.off)
+		if !ok {
+			got = no
+		}
+		if got != tc.data {
+			t.Errorf("size %d: SeekData(%d) = %d, want %d", tc.r.Size, tc.off, got, tc.data)
+		}
+		got, ok = tc.r.SeekHole(tc.off)
+		if !ok {
+			got = no
+		}
+		if got != tc.hole {
+			t.Errorf("size %d: SeekHole(%d) = %d, want %d", tc.r.Size, tc.off, got, tc.hole)
+		}
+	}
+}
