@@ -836,7 +836,8 @@ func TestWriteOnlyHandleCoherent(t *testing.T) {
 
 // TestSeekDataHole: SEEK_DATA and SEEK_HOLE through the mount find a sparse
 // file's holes, while it is being written (the staging file), once
-// committed (HEAD's recipe) and under .versions/.
+// committed (HEAD's recipe) and under .versions/; st_blocks leaves the holes
+// out, and cp copies the file off the mount as a sparse file.
 func TestSeekDataHole(t *testing.T) {
 	m := mount(t)
 	p := m.path("sparse")
@@ -909,4 +910,29 @@ func TestSeekDataHole(t *testing.T) {
 	}
 	defer vf.Close()
 	check(".versions", vf)
+
+	// st_blocks counts what the file takes in chunks, not its holes: du
+	// adds up stored bytes, and cp, which compares st_blocks with the
+	// size, looks for the holes and keeps them.
+	allocated := func(p string) int64 {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Blocks * 512
+	}
+	waitFor(t, "st_blocks of the committed file", func() bool { return allocated(p) == 2*mib })
+	if got := allocated(vf.Name()); got != 2*mib {
+		t.Errorf(".versions file: %d bytes allocated, want %d", got, 2*mib)
+	}
+	out := filepath.Join(t.TempDir(), "copy")
+	if b, err := exec.Command("cp", p, out).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, b)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() != 64*mib {
+		t.Fatalf("cp off the mount: %v %v", fi, err)
+	}
+	if got := allocated(out); got > 4*mib {
+		t.Errorf("cp off the mount allocated %d bytes for 2 MiB of data in 64 MiB", got)
+	}
 }

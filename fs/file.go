@@ -14,6 +14,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/casfs/casfs/chunkstore"
 	"github.com/casfs/casfs/recipe"
@@ -208,6 +209,17 @@ func (n *fileNode) mergeAhead(st *staged, r *aheadRound) {
 	}
 }
 
+// holes is how much of a staged file of size bytes the staging file leaves
+// unallocated: what its next version will have as holes, near enough for
+// st_blocks.
+func (st *staged) holes(size int64) int64 {
+	var s unix.Stat_t
+	if err := unix.Fstat(int(st.f.Fd()), &s); err != nil {
+		return 0
+	}
+	return max(0, size-s.Blocks*512)
+}
+
 // wrote records a write (or truncate, or hole punched) from off on, before
 // and after it happens: a round of storing ahead that read any of it while
 // it changed sees it in lowWrite when it merges.
@@ -254,6 +266,7 @@ func (n *fileNode) overlay(a versions.Attr) versions.Attr {
 	if st := n.st; st != nil {
 		a.Size = st.size.Load()
 		a.Mtime = time.Unix(0, st.mtime.Load())
+		a.Holes = st.holes(a.Size)
 	}
 	return a
 }
@@ -271,6 +284,7 @@ func (n *fileNode) current(ctx context.Context) (versions.Attr, error) {
 	if err == nil && st != nil {
 		a.Size = st.size.Load()
 		a.Mtime = time.Unix(0, st.mtime.Load())
+		a.Holes = st.holes(a.Size)
 	}
 	return a, err
 }

@@ -252,7 +252,9 @@ func fillAttr(a versions.Attr, out *fuse.Attr) {
 	out.Ino = uint64(a.Ino)
 	out.Mode = a.Mode
 	out.Size = uint64(a.Size)
-	out.Blocks = (uint64(a.Size) + 511) / 512
+	// What the file takes in chunks, so that du adds up stored bytes and
+	// cp and tar, which compare st_blocks with the size, look for holes.
+	out.Blocks = (uint64(max(a.Size-a.Holes, 0)) + 511) / 512
 	out.Blksize = 1 << 16
 	out.Nlink = a.Nlink
 	out.Rdev = a.Rdev

@@ -92,7 +92,7 @@ func (h *histDir) fill(ctx context.Context, out *fuse.Attr) syscall.Errno {
 		}
 	}
 	a.Mode = versions.ModeDir | 0o555
-	a.Size = 0
+	a.Size, a.Holes = 0, 0
 	fillAttr(a, out)
 	out.Ino = histIno("dir", h.path)
 	out.Nlink = 2
@@ -262,7 +262,7 @@ type versionFile struct {
 func (v *versionFile) fill(out *fuse.Attr) {
 	a := v.hv.entry.Attr
 	a.Mode = versions.ModeRegular | a.Mode&0o7555
-	a.Size = v.hv.version.Size
+	a.Size, a.Holes = v.hv.version.Size, v.hv.version.Holes
 	a.Mtime = v.hv.version.Mtime
 	a.Ctime = v.hv.version.ID.Time()
 	a.Atime = a.Mtime

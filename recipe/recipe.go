@@ -71,6 +71,15 @@ func (r *Recipe) ExtentsInRange(off, length int64) []Extent {
 	return r.Extents[i:j]
 }
 
+// Holes returns how many of the file's bytes no extent covers.
+func (r *Recipe) Holes() int64 {
+	data := int64(0)
+	for _, e := range r.Extents {
+		data += min(e.End(), r.Size) - min(e.Offset, r.Size)
+	}
+	return r.Size - data
+}
+
 // SeekData returns where the first byte of data at or after off is, as
 // lseek(2)'s SEEK_DATA does: off itself inside an extent, the start of the
 // next extent inside a hole, and false at or past the end of the file or

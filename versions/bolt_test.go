@@ -315,3 +315,141 @@ func BenchmarkCreate(b *testing.B) {
 		i++
 	}
 }
+
+// TestBoltSchema1 opens a catalog written by a casfs of schema 1, whose
+// inode records (format 1) and version values have no holes field: a
+// read-only open reads it as it is, holes 0, and leaves it at schema 1; the
+// first writable open raises it to 2, after which old and new records are
+// read side by side. A version whose holes do not fit its size is refused.
+func TestBoltSchema1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := versions.OpenBolt(path, versions.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.Create(ctx, versions.RootIno, "f", versions.Attr{Mode: versions.ModeRegular | 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rid := chunkstore.HashBLAKE3.Sum([]byte("recipe"))
+	for _, v := range []versions.Version{{Recipe: rid, Size: 10, Holes: 11}, {Recipe: rid, Size: 10, Holes: -1}} {
+		if _, err := c.Commit(ctx, f.Ino, v); !errors.Is(err, versions.ErrInvalid) {
+			t.Errorf("commit of size %d with holes %d: %v, want ErrInvalid", v.Size, v.Holes, err)
+		}
+	}
+	if _, err := c.Commit(ctx, f.Ino, versions.Version{Recipe: rid, Size: 100, Holes: 40}); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := c.GetAttr(ctx, f.Ino); err != nil || a.Size != 100 || a.Holes != 40 {
+		t.Fatalf("after commit: %+v %v", a, err)
+	}
+	c.Close()
+
+	// Rewrite it as schema 1 wrote it: format 1 inode records end with the
+	// recipe ID (byte 105) before any symlink target, versions after the
+	// mtime (byte 52).
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := func() uint32 {
+		t.Helper()
+		var s uint32
+		if err := db.View(func(tx *bolt.Tx) error {
+			s = binary.BigEndian.Uint32(tx.Bucket([]byte("meta")).Get([]byte("schema")))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte("meta")).Put([]byte("schema"), binary.BigEndian.AppendUint32(nil, 1)); err != nil {
+			return err
+		}
+		inodes := tx.Bucket([]byte("inodes"))
+		type kv struct{ k, v []byte }
+		var recs []kv
+		inodes.ForEach(func(k, v []byte) error {
+			old := append([]byte{1}, v[1:105]...)
+			recs = append(recs, kv{append([]byte{}, k...), append(old, v[113:]...)})
+			return nil
+		})
+		vers := tx.Bucket([]byte("versions"))
+		var vs []kv
+		vers.ForEach(func(k, v []byte) error {
+			vs = append(vs, kv{append([]byte{}, k...), append([]byte{}, v[:52]...)})
+			return nil
+		})
+		for _, r := range recs {
+			if err := inodes.Put(r.k, r.v); err != nil {
+				return err
+			}
+		}
+		for _, r := range vs {
+			if err := vers.Put(r.k, r.v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	// check wants HEAD of size wantSize, and versions with these holes.
+	check := func(c *versions.KVCatalog, wantSize int64, wantVersions ...int64) {
+		t.Helper()
+		a, err := c.GetAttr(ctx, f.Ino)
+		if err != nil || a.Size != wantSize {
+			t.Fatalf("GetAttr: %+v %v, want size %d", a, err, wantSize)
+		}
+		if want := wantVersions[len(wantVersions)-1]; a.Holes != want {
+			t.Errorf("HEAD's holes %d, want %d", a.Holes, want)
+		}
+		vs, err := c.Versions(ctx, f.Ino)
+		if err != nil || len(vs) != len(wantVersions) {
+			t.Fatalf("versions: %+v %v", vs, err)
+		}
+		for i, v := range vs {
+			if v.Holes != wantVersions[i] {
+				t.Errorf("version %d: holes %d, want %d", i, v.Holes, wantVersions[i])
+			}
+		}
+		if err := c.Check(ctx); err != nil {
+			t.Errorf("check: %v", err)
+		}
+	}
+	ro, err := versions.OpenBolt(path, versions.BoltOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open of schema 1: %v", err)
+	}
+	check(ro, 100, 0)
+	ro.Close()
+	if db, err = bolt.Open(path, 0o600, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := schema(); s != 1 {
+		t.Errorf("a read-only open changed the schema to %d", s)
+	}
+	db.Close()
+
+	rw, err := versions.OpenBolt(path, versions.BoltOptions{})
+	if err != nil {
+		t.Fatalf("writable open of schema 1: %v", err)
+	}
+	check(rw, 100, 0)
+	if _, err := rw.Commit(ctx, f.Ino, versions.Version{Recipe: rid, Size: 50, Holes: 7}); err != nil {
+		t.Fatal(err)
+	}
+	check(rw, 50, 0, 7)
+	rw.Close()
+	if db, err = bolt.Open(path, 0o600, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := schema(); s != 2 {
+		t.Errorf("schema %d after a writable open, want 2", s)
+	}
+	db.Close()
+}

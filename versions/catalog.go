@@ -39,6 +39,10 @@ type Attr struct {
 	Gid   uint32
 	Nlink uint32 // directory entries naming a file; 0 once deleted
 	Size  int64  // HEAD's size for a file, len(Target) for a symlink
+	// Holes is how many of HEAD's bytes are holes: the file takes Size -
+	// Holes bytes of chunks (st_blocks), which is how cp and tar tell a
+	// sparse file.
+	Holes int64
 	Atime time.Time
 	Mtime time.Time
 	Ctime time.Time
@@ -92,6 +96,7 @@ type Version struct {
 	ID     VersionID
 	Recipe chunkstore.ID // never zero for a committed version
 	Size   int64
+	Holes  int64 // bytes of Size in holes, from 0 to Size
 	Mtime  time.Time
 }
 

@@ -41,7 +41,7 @@ func (r *Repo) WriteFrom(ctx context.Context, ino Ino, src io.ReaderAt, size int
 	if err != nil {
 		return Version{}, nil, err
 	}
-	v, err := r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime}, held, started)
+	v, err := r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Holes: rec.Holes(), Mtime: mtime}, held, started)
 	if errors.Is(err, errChunkGone) && ctx.Err() == nil {
 		// A gc on another machine overtook this commit and took chunks
 		// it had stored (see Repo.commit). src can be read again: store
@@ -52,7 +52,7 @@ func (r *Repo) WriteFrom(ctx context.Context, ino Ino, src io.ReaderAt, size int
 		if err != nil {
 			return Version{}, nil, err
 		}
-		v, err = r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime}, held, started)
+		v, err = r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Holes: rec.Holes(), Mtime: mtime}, held, started)
 	}
 	return v, rec, err
 }

@@ -24,8 +24,15 @@ var (
 )
 
 // catalogSchema is the layout version written to meta/schema. A database
-// with a newer or unknown schema is refused rather than misread.
-const catalogSchema = 1
+// with a newer or unknown schema is refused rather than misread. Schema 1
+// (no holes in inode records and versions) is read as it is, and raised to
+// 2 by the first open that may write: from then on records of both kinds
+// are read, and a casfs that knows only schema 1 refuses the catalog by
+// name instead of misreading the new records.
+const (
+	catalogSchema   = 2
+	catalogSchemaV1 = 1
+)
 
 // Limits a catalog enforces, as Linux does.
 const (
@@ -87,7 +94,7 @@ func (b *KVCatalog) checkSchema(tx KVTx) error {
 	if len(v) != 4 {
 		return fmt.Errorf("not a casfs catalog (bad schema key %x)", v)
 	}
-	if s := binary.BigEndian.Uint32(v); s != catalogSchema {
+	if s := binary.BigEndian.Uint32(v); s != catalogSchema && s != catalogSchemaV1 {
 		if s > catalogSchema {
 			return fmt.Errorf("catalog schema %d is newer than this casfs supports (%d); upgrade casfs", s, catalogSchema)
 		}
@@ -106,7 +113,13 @@ func (b *KVCatalog) checkSchema(tx KVTx) error {
 func (b *KVCatalog) init(tx KVTx) error {
 	m := tx.Bucket(bktMeta)
 	if m == nil || m.Get(metaSchema) != nil {
-		return b.checkSchema(tx)
+		if err := b.checkSchema(tx); err != nil {
+			return err
+		}
+		if binary.BigEndian.Uint32(m.Get(metaSchema)) == catalogSchemaV1 {
+			return m.Put(metaSchema, binary.BigEndian.AppendUint32(nil, catalogSchema))
+		}
+		return nil
 	}
 	schema := make([]byte, 4)
 	binary.BigEndian.PutUint32(schema, catalogSchema)
@@ -515,8 +528,8 @@ func (b *KVCatalog) Commit(ctx context.Context, ino Ino, v Version) (out Version
 
 // commit is Commit, with check (if not nil) run first in the transaction.
 func (b *KVCatalog) commit(ctx context.Context, ino Ino, v Version, check func(w *kvTxn) error) (out Version, err error) {
-	if v.Recipe.IsZero() || v.Size < 0 {
-		return Version{}, fmt.Errorf("commit %d: version without recipe or with size %d: %w", ino, v.Size, ErrInvalid)
+	if v.Recipe.IsZero() || v.Size < 0 || v.Holes < 0 || v.Holes > v.Size {
+		return Version{}, fmt.Errorf("commit %d: version without recipe, or with size %d and holes %d: %w", ino, v.Size, v.Holes, ErrInvalid)
 	}
 	in := v
 	err = b.update(ctx, func(w *kvTxn) error {
@@ -542,7 +555,7 @@ func (b *KVCatalog) commit(ctx context.Context, ino Ino, v Version, check func(w
 		if err := w.versions.Put(versionKey(ino, v.ID), encodeVersion(&v)); err != nil {
 			return err
 		}
-		a.Head, a.Recipe, a.Size, a.Mtime, a.Ctime = v.ID, v.Recipe, v.Size, v.Mtime, w.now
+		a.Head, a.Recipe, a.Size, a.Holes, a.Mtime, a.Ctime = v.ID, v.Recipe, v.Size, v.Holes, v.Mtime, w.now
 		w.touch(a)
 		out = v
 		return nil
@@ -661,10 +674,10 @@ func (b *KVCatalog) RemoveVersion(ctx context.Context, ino Ino, id VersionID) er
 			if err != nil {
 				return err
 			}
-			a.Head, a.Recipe, a.Size, a.Mtime = prev.ID, prev.Recipe, prev.Size, prev.Mtime
+			a.Head, a.Recipe, a.Size, a.Holes, a.Mtime = prev.ID, prev.Recipe, prev.Size, prev.Holes, prev.Mtime
 			return nil
 		}
-		a.Head, a.Recipe, a.Size, a.Mtime = VersionID{}, chunkstore.ID{}, 0, w.now
+		a.Head, a.Recipe, a.Size, a.Holes, a.Mtime = VersionID{}, chunkstore.ID{}, 0, 0, w.now
 		if a.Nlink > 0 {
 			return nil
 		}

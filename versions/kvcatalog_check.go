@@ -157,8 +157,8 @@ func (c *KVCatalog) Check(ctx context.Context) error {
 			}
 			if a.IsRegular() {
 				v := newest[ino]
-				if a.Head != v.ID || a.Recipe != v.Recipe || (!v.ID.IsZero() && a.Size != v.Size) || (v.ID.IsZero() && a.Size != 0) {
-					bad("inode %d: head %v/%s size %d, newest version %+v", ino, a.Head, a.Recipe.Str(), a.Size, v)
+				if a.Head != v.ID || a.Recipe != v.Recipe || (!v.ID.IsZero() && (a.Size != v.Size || a.Holes != v.Holes)) || (v.ID.IsZero() && a.Size != 0) {
+					bad("inode %d: head %v/%s size %d holes %d, newest version %+v", ino, a.Head, a.Recipe.Str(), a.Size, a.Holes, v)
 				}
 			}
 		}

@@ -13,7 +13,7 @@ import (
 // so that keys sort as numbers and an inode decodes with a handful of loads:
 // GetAttr and Lookup are on the hot path of every stat under FUSE.
 //
-// Layout (schema 1):
+// Layout (schema 2; schema 1 lacks the holes fields, read as 0):
 //
 //	meta      "schema"                    → u32 schema version
 //	          "nextino"                   → u64 next inode number
@@ -28,20 +28,25 @@ import (
 //	                                      → mode u32 | deletion seq u64
 //	dindex    ino                         → its key in deleted
 //	versions  ino | VersionID.Bytes()     → recipe [32] | size i64 | mtime
+//	                                        | holes i64
 //	xattrs    ino | name                  → value
 //
-// An inode record is a format byte (1), mode, uid, gid, nlink (u32 each),
+// An inode record is a format byte (2), mode, uid, gid, nlink (u32 each),
 // size (i64), atime, mtime, ctime (i64 seconds | u32 nanoseconds each), the
-// HEAD VersionID (12 bytes), the recipe ID (32 bytes) and, to the end, a
-// symlink's target. Times are stored as seconds and nanoseconds rather than
+// HEAD VersionID (12 bytes), the recipe ID (32 bytes), HEAD's holes (i64)
+// and, to the end, a symlink's target. Format 1, which schema 1 wrote, has
+// no holes field. Times are stored as seconds and nanoseconds rather than
 // Unix nanoseconds so that any time.Time a user sets (touch -d 1600-01-01)
 // survives.
 
 const (
-	inodeFormat = 1
-	inodeFixed  = 1 + 4*4 + 8 + 3*12 + 12 + chunkstore.IDSize
-	timeSize    = 12
-	verValSize  = chunkstore.IDSize + 8 + timeSize
+	inodeFormat  = 2
+	inodeFixed1  = 1 + 4*4 + 8 + 3*12 + 12 + chunkstore.IDSize
+	inodeFixed   = inodeFixed1 + 8
+	timeSize     = 12
+	verValSize1  = chunkstore.IDSize + 8 + timeSize
+	verValSize   = verValSize1 + 8
+	inodeFormat1 = 1
 )
 
 func inoKey(ino Ino) []byte {
@@ -125,6 +130,7 @@ func encodeInode(a *Attr) []byte {
 	binary.BigEndian.PutUint64(b[61:], uint64(a.Head.Nanos))
 	binary.BigEndian.PutUint32(b[69:], a.Head.Seq)
 	copy(b[73:], a.Recipe[:])
+	binary.BigEndian.PutUint64(b[inodeFixed1:], uint64(a.Holes))
 	copy(b[inodeFixed:], a.Target)
 	return b
 }
@@ -132,7 +138,11 @@ func encodeInode(a *Attr) []byte {
 // decodeInode decodes a record. It copies what it keeps: b belongs to bolt
 // and is only valid within the transaction.
 func decodeInode(ino Ino, b []byte) (Attr, error) {
-	if len(b) < inodeFixed || b[0] != inodeFormat {
+	fixed := inodeFixed
+	if len(b) > 0 && b[0] == inodeFormat1 {
+		fixed = inodeFixed1
+	}
+	if len(b) < fixed || (b[0] != inodeFormat && b[0] != inodeFormat1) {
 		return Attr{}, fmt.Errorf("catalog corrupt: inode %d: bad record (%d bytes)", ino, len(b))
 	}
 	a := Attr{
@@ -148,11 +158,14 @@ func decodeInode(ino Ino, b []byte) (Attr, error) {
 		Head:  VersionID{Nanos: int64(binary.BigEndian.Uint64(b[61:])), Seq: binary.BigEndian.Uint32(b[69:])},
 	}
 	copy(a.Recipe[:], b[73:])
+	if fixed == inodeFixed {
+		a.Holes = int64(binary.BigEndian.Uint64(b[inodeFixed1:]))
+	}
 	if a.IsDevice() {
 		a.Rdev, a.Size = uint32(a.Size), 0
 	}
-	if len(b) > inodeFixed {
-		a.Target = string(b[inodeFixed:])
+	if len(b) > fixed {
+		a.Target = string(b[fixed:])
 	}
 	return a, nil
 }
@@ -184,12 +197,13 @@ func encodeVersion(v *Version) []byte {
 	copy(b, v.Recipe[:])
 	binary.BigEndian.PutUint64(b[chunkstore.IDSize:], uint64(v.Size))
 	putTimeBE(b[chunkstore.IDSize+8:], v.Mtime)
+	binary.BigEndian.PutUint64(b[verValSize1:], uint64(v.Holes))
 	return b
 }
 
 // decodeVersion decodes a versions key and value.
 func decodeVersion(k, val []byte) (Ino, Version, error) {
-	if len(k) != 20 || len(val) != verValSize {
+	if len(k) != 20 || (len(val) != verValSize && len(val) != verValSize1) {
 		return 0, Version{}, fmt.Errorf("catalog corrupt: bad version entry %x", k)
 	}
 	v := Version{
@@ -198,6 +212,9 @@ func decodeVersion(k, val []byte) (Ino, Version, error) {
 		Mtime: getTimeBE(val[chunkstore.IDSize+8:]),
 	}
 	copy(v.Recipe[:], val)
+	if len(val) == verValSize {
+		v.Holes = int64(binary.BigEndian.Uint64(val[verValSize1:]))
+	}
 	return keyIno(k), v, nil
 }
 

@@ -361,7 +361,7 @@ func (w *kvTxn) create(parent Ino, name string, a Attr) (Attr, error) {
 		return Attr{}, ErrExist
 	}
 	a.Mode &= ModeType | ModePerm
-	a.Head, a.Recipe, a.Size = VersionID{}, chunkstore.ID{}, 0
+	a.Head, a.Recipe, a.Size, a.Holes = VersionID{}, chunkstore.ID{}, 0, 0
 	if !a.IsDevice() {
 		a.Rdev = 0
 	}

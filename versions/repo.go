@@ -172,7 +172,7 @@ func (r *Repo) Write(ctx context.Context, ino Ino, src io.Reader, mtime time.Tim
 	if err != nil {
 		return Version{}, err
 	}
-	return r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime}, held, started)
+	return r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Holes: rec.Holes(), Mtime: mtime}, held, started)
 }
 
 // CommitRecipe stores rec and commits it as a new version of ino. The
@@ -194,7 +194,7 @@ func (r *Repo) CommitRecipe(ctx context.Context, ino Ino, rec *recipe.Recipe, mt
 	if err != nil {
 		return Version{}, fmt.Errorf("storing recipe: %w", err)
 	}
-	return r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Mtime: mtime}, held, started)
+	return r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Holes: rec.Holes(), Mtime: mtime}, held, started)
 }
 
 // putChunk stores data unless the store has it, holding its ID against gc.
