@@ -353,17 +353,6 @@ func TestBoltSchema1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	schema := func() uint32 {
-		t.Helper()
-		var s uint32
-		if err := db.View(func(tx *bolt.Tx) error {
-			s = binary.BigEndian.Uint32(tx.Bucket([]byte("meta")).Get([]byte("schema")))
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket([]byte("meta")).Put([]byte("schema"), binary.BigEndian.AppendUint32(nil, 1)); err != nil {
 			return err
@@ -397,6 +386,23 @@ func TestBoltSchema1(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+	// schema reads the catalog's schema straight from the database.
+	schema := func() uint32 {
+		t.Helper()
+		db, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var s uint32
+		if err := db.View(func(tx *bolt.Tx) error {
+			s = binary.BigEndian.Uint32(tx.Bucket([]byte("meta")).Get([]byte("schema")))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 
 	// check wants HEAD of size wantSize, and versions with these holes.
 	check := func(c *versions.KVCatalog, wantSize int64, wantVersions ...int64) {
@@ -427,13 +433,9 @@ func TestBoltSchema1(t *testing.T) {
 	}
 	check(ro, 100, 0)
 	ro.Close()
-	if db, err = bolt.Open(path, 0o600, nil); err != nil {
-		t.Fatal(err)
-	}
 	if s := schema(); s != 1 {
 		t.Errorf("a read-only open changed the schema to %d", s)
 	}
-	db.Close()
 
 	rw, err := versions.OpenBolt(path, versions.BoltOptions{})
 	if err != nil {
@@ -445,11 +447,7 @@ func TestBoltSchema1(t *testing.T) {
 	}
 	check(rw, 50, 0, 7)
 	rw.Close()
-	if db, err = bolt.Open(path, 0o600, nil); err != nil {
-		t.Fatal(err)
-	}
 	if s := schema(); s != 2 {
 		t.Errorf("schema %d after a writable open, want 2", s)
 	}
-	db.Close()
 }
