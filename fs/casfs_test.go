@@ -936,3 +936,101 @@ func TestSeekDataHole(t *testing.T) {
 		t.Errorf("cp off the mount allocated %d bytes for 2 MiB of data in 64 MiB", got)
 	}
 }
+
+// TestCopyFileRange copies through copy_file_range(2), which the server
+// answers itself: from a committed file, from a file being written, from a
+// .versions/ file over the live one (a restore), at offsets inside the
+// files, across a hole and past the source's end; then checks the bytes
+// and the versions the closes commit.
+func TestCopyFileRange(t *testing.T) {
+	m := mount(t)
+	const kib = 1 << 10
+	src := randBytes(300*kib, 21)
+	mustWrite(t, m.path("src"), src)
+	old := randBytes(100*kib, 22)
+	mustWrite(t, m.path("live"), old)
+	mustWrite(t, m.path("live"), randBytes(50*kib, 23)) // a second version
+
+	cfr := func(in, out *os.File, offIn, offOut int64, n int) int {
+		t.Helper()
+		k, err := unix.CopyFileRange(int(in.Fd()), &offIn, int(out.Fd()), &offOut, n, 0)
+		if err != nil {
+			t.Fatalf("copy_file_range: %v", err)
+		}
+		return k
+	}
+	open := func(p string, flag int) *os.File {
+		t.Helper()
+		f, err := os.OpenFile(m.path(p), flag, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+
+	// From a committed file, into the middle of a new one, and past the
+	// source's end (a short copy).
+	in := open("src", os.O_RDONLY)
+	defer in.Close()
+	out := open("dst", os.O_CREATE|os.O_WRONLY)
+	want := make([]byte, 10*kib)
+	if k := cfr(in, out, 0, 10*kib, 100*kib); k != 100*kib {
+		t.Errorf("copied %d bytes, want %d", k, 100*kib)
+	}
+	want = append(want, src[:100*kib]...)
+	if k := cfr(in, out, 250*kib, int64(len(want)), 100*kib); k != 50*kib {
+		t.Errorf("copy past the end copied %d bytes, want %d", k, 50*kib)
+	}
+	want = append(want, src[250*kib:]...)
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(m.path("dst")); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("dst: %d bytes (%v), want %d; first difference at %d", len(got), err, len(want), firstDiff(got, want))
+	}
+	if vs := m.versionsOf(t, "dst"); len(vs) != 1 {
+		t.Errorf("dst has %d versions, want 1", len(vs))
+	}
+
+	// From a file open for writing (its staging file), with a hole.
+	w := open("grow", os.O_CREATE|os.O_RDWR)
+	if _, err := w.WriteAt([]byte("tail"), 64*kib); err != nil {
+		t.Fatal(err)
+	}
+	out2 := open("copy-of-grow", os.O_CREATE|os.O_RDWR)
+	if k := cfr(w, out2, 0, 0, 1<<20); k != 64*kib+4 {
+		t.Errorf("copy from a staged file copied %d bytes, want %d", k, 64*kib+4)
+	}
+	w.Close()
+	out2.Close()
+	wantGrow := append(make([]byte, 64*kib), "tail"...)
+	if got, err := os.ReadFile(m.path("copy-of-grow")); err != nil || !bytes.Equal(got, wantGrow) {
+		t.Fatalf("copy-of-grow: %d bytes (%v), first difference at %d", len(got), err, firstDiff(got, wantGrow))
+	}
+
+	// A restore: the first version of live, copied over the live file.
+	ents, err := os.ReadDir(m.path(".versions/live"))
+	if err != nil || len(ents) != 2 {
+		t.Fatalf(".versions/live: %v %v", ents, err)
+	}
+	first := open(".versions/live/"+ents[0].Name(), os.O_RDONLY)
+	defer first.Close()
+	live := open("live", os.O_WRONLY|os.O_TRUNC)
+	if k := cfr(first, live, 0, 0, 1<<20); k != len(old) {
+		t.Errorf("restore copied %d bytes, want %d", k, len(old))
+	}
+	if err := live.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(m.path("live")); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("restored live: %d bytes (%v), first difference at %d", len(got), err, firstDiff(got, old))
+	}
+	if vs := m.versionsOf(t, "live"); len(vs) != 3 {
+		t.Errorf("live has %d versions after the restore, want 3", len(vs))
+	}
+	// Every byte went through the server's copy, not the kernel's
+	// fallback to reads and writes.
+	if got, want := m.fs.copied.Load(), int64(150*kib+64*kib+4+len(old)); got != want {
+		t.Errorf("the server copied %d bytes, want %d", got, want)
+	}
+}
