@@ -1028,9 +1028,39 @@ func TestCopyFileRange(t *testing.T) {
 	if vs := m.versionsOf(t, "live"); len(vs) != 3 {
 		t.Errorf("live has %d versions after the restore, want 3", len(vs))
 	}
+
+	// A whole committed file into an empty one, then written to before
+	// the close: the copy takes the source's recipe as the new file's
+	// prefix, and the commit chunks only what follows it.
+	whole := open("whole", os.O_CREATE|os.O_RDWR)
+	if k := cfr(in, whole, 0, 0, 1<<20); k != len(src) {
+		t.Errorf("whole copy copied %d bytes, want %d", k, len(src))
+	}
+	if _, err := whole.WriteAt([]byte("more"), int64(len(src))); err != nil {
+		t.Fatal(err)
+	}
+	if err := whole.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantWhole := append(append([]byte{}, src...), "more"...)
+	if got, err := os.ReadFile(m.path("whole")); err != nil || !bytes.Equal(got, wantWhole) {
+		t.Fatalf("whole: %d bytes (%v), first difference at %d", len(got), err, firstDiff(got, wantWhole))
+	}
+	if vs := m.versionsOf(t, "whole"); len(vs) != 1 {
+		t.Errorf("whole has %d versions, want 1", len(vs))
+	}
+
 	// Every byte went through the server's copy, not the kernel's
-	// fallback to reads and writes.
-	if got, want := m.fs.copied.Load(), int64(150*kib+64*kib+4+len(old)); got != want {
+	// fallback to reads and writes; the restore and the whole copy took
+	// their source's recipe.
+	if got, want := m.fs.copied.Load(), int64(150*kib+64*kib+4+len(old)+len(src)); got != want {
 		t.Errorf("the server copied %d bytes, want %d", got, want)
+	}
+	if got := m.fs.wholeCopies.Load(); got != 2 {
+		t.Errorf("%d copies took their source's recipe, want 2 (the restore and the whole copy)", got)
+	}
+	var problems []versions.Problem
+	if _, err := m.repo.Fsck(context.Background(), func(p versions.Problem) { problems = append(problems, p) }, nil); err != nil || len(problems) > 0 {
+		t.Errorf("fsck: %v, %v", problems, err)
 	}
 }

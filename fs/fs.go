@@ -71,8 +71,10 @@ type FS struct {
 	// and its merge: for tests.
 	aheadMerged atomic.Int64
 	aheadHook   func(base, end int64)
-	// copied counts bytes that copy_file_range copied in the server.
-	copied atomic.Int64
+	// copied counts bytes that copy_file_range copied in the server, and
+	// wholeCopies the copies that took their source's recipe (copyWhole).
+	copied      atomic.Int64
+	wholeCopies atomic.Int64
 
 	// noXattr remembers for a second which extended attributes of which
 	// inodes are absent. The kernel asks for security.capability before
