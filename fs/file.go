@@ -209,10 +209,19 @@ func (n *fileNode) mergeAhead(st *staged, r *aheadRound) {
 	}
 }
 
-// holes is how much of a staged file of size bytes the staging file leaves
-// unallocated: what its next version will have as holes, near enough for
-// st_blocks.
-func (st *staged) holes(size int64) int64 {
+// holes is how much of a staged file of size bytes is holes, given
+// committed, the holes of its last version. Unchanged since that version,
+// it has those; changed, it has about what the staging file leaves
+// unallocated, near enough for st_blocks until the commit counts them
+// exactly (the commit also counts runs of zeros as holes, which the
+// staging file has as data: so an unchanged file must not use the
+// estimate, or its st_blocks would change at the close that commits it).
+// n.mu must be held (shared is enough), so that the staging file is not
+// closed under it.
+func (st *staged) holes(size, committed int64) int64 {
+	if !st.dirty.Load() && !st.pending.Load() {
+		return min(committed, size)
+	}
 	var s unix.Stat_t
 	if err := unix.Fstat(int(st.f.Fd()), &s); err != nil {
 		return 0
@@ -266,7 +275,7 @@ func (n *fileNode) overlay(a versions.Attr) versions.Attr {
 	if st := n.st; st != nil {
 		a.Size = st.size.Load()
 		a.Mtime = time.Unix(0, st.mtime.Load())
-		a.Holes = st.holes(a.Size)
+		a.Holes = st.holes(a.Size, a.Holes)
 	}
 	return a
 }
@@ -279,12 +288,21 @@ func (n *fileNode) overlay(a versions.Attr) versions.Attr {
 func (n *fileNode) current(ctx context.Context) (versions.Attr, error) {
 	n.mu.RLock()
 	st := n.st
+	holes := int64(-1)
+	if st != nil && (st.dirty.Load() || st.pending.Load()) {
+		// Under the lock: a commit may close the staging file as soon
+		// as it is released (the size and mtime are plain values).
+		holes = st.holes(st.size.Load(), 0)
+	}
 	n.mu.RUnlock()
 	a, err := n.attr(ctx)
 	if err == nil && st != nil {
 		a.Size = st.size.Load()
 		a.Mtime = time.Unix(0, st.mtime.Load())
-		a.Holes = st.holes(a.Size)
+		if holes < 0 {
+			holes = a.Holes // unchanged since the version the catalog has
+		}
+		a.Holes = min(holes, a.Size)
 	}
 	return a, err
 }

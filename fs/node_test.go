@@ -303,3 +303,40 @@ func TestWriteOnlyHandleKillsPrivs(t *testing.T) {
 		h.Release(ctx)
 	}
 }
+
+// TestBlocksStableAcrossRelease: st_blocks of a file whose changes are
+// committed (fsync) while it is still open is what the commit counted, not
+// an estimate from the staging file, so it does not change when the last
+// handle goes. A file of zeros is all holes once committed, though its
+// staging file holds the zeros as data.
+func TestBlocksStableAcrossRelease(t *testing.T) {
+	_, root := newNodeFS(t)
+	ctx := context.Background()
+	var out fuse.EntryOut
+	ch, fh, _, errno := root.Create(ctx, "zeros", syscall.O_RDWR, 0o644, &out)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	fn := ch.Operations().(*fileNode)
+	h := fh.(*handle)
+	blocks := func() uint64 {
+		t.Helper()
+		var ao fuse.AttrOut
+		if errno := fn.Getattr(ctx, nil, &ao); errno != 0 {
+			t.Fatal(errno)
+		}
+		return ao.Blocks
+	}
+	if _, errno := h.Write(ctx, make([]byte, 5000), 0); errno != 0 {
+		t.Fatal(errno)
+	}
+	if errno := h.Fsync(ctx, 0); errno != 0 {
+		t.Fatal(errno)
+	}
+	open := blocks()
+	h.Flush(ctx)
+	h.Release(ctx)
+	if closed := blocks(); open != closed || closed != 0 {
+		t.Errorf("st_blocks %d while open after fsync, %d after release; want 0 both (all holes)", open, closed)
+	}
+}
