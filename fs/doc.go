@@ -26,7 +26,17 @@
 // and committed as a new version, so a program that closed a file and then
 // crashed, or a casfs killed right after, loses nothing. A close with no
 // change since the last commit commits nothing; several descriptors of one
-// file make one version per close that follows a change.
+// file make one version per close that follows a change. A handle opened
+// write-only bypasses the kernel's page cache (FOPEN_DIRECT_IO), so its
+// bytes fill no page but the staging file's; casfs then clears setuid and
+// setgid on writes itself, as the kernel does for cached ones.
+//
+// copy_file_range between files of the mount is answered in the server
+// (copy.go): bytes go from the source's read path to the destination's
+// staging file, and a whole committed file copied into an empty one takes
+// the source's recipe as its prefix, so its commit reuses the chunks.
+// SEEK_DATA and SEEK_HOLE are answered from the staging file or the recipe
+// (seek.go), and st_blocks counts a file's bytes without its holes.
 //
 // .versions/ at the root is hidden from listings but reachable by name, like
 // ZFS's .zfs: .versions/<dir>/ lists the directory's entries, live and
