@@ -209,24 +209,35 @@ func (n *fileNode) mergeAhead(st *staged, r *aheadRound) {
 	}
 }
 
-// holes is how much of a staged file of size bytes is holes, given
-// committed, the holes of its last version. Unchanged since that version,
-// it has those; changed, it has about what the staging file leaves
-// unallocated, near enough for st_blocks until the commit counts them
-// exactly (the commit also counts runs of zeros as holes, which the
-// staging file has as data: so an unchanged file must not use the
-// estimate, or its st_blocks would change at the close that commits it).
-// n.mu must be held (shared is enough), so that the staging file is not
-// closed under it.
-func (st *staged) holes(size, committed int64) int64 {
+// estimateHoles is how much of a changed staged file of size bytes is
+// holes: about what the staging file leaves unallocated, near enough for
+// st_blocks until the commit counts them exactly. It is false for a file
+// unchanged since its last version, which has that version's holes: the
+// commit also counts runs of zeros as holes, which the staging file has as
+// data, so the estimate would make st_blocks change at the close that
+// commits it. n.mu must be held (shared is enough), so that the staging
+// file is not closed under it.
+func (st *staged) estimateHoles(size int64) (int64, bool) {
 	if !st.dirty.Load() && !st.pending.Load() {
-		return min(committed, size)
+		return 0, false
 	}
 	var s unix.Stat_t
 	if err := unix.Fstat(int(st.f.Fd()), &s); err != nil {
-		return 0
+		return 0, true
 	}
-	return max(0, size-s.Blocks*512)
+	return max(0, size-s.Blocks*512), true
+}
+
+// overlay gives a the staged file's size, mtime and, if est, the
+// holes estimated for it (else the catalog's, for the version it still is).
+func (st *staged) overlay(a versions.Attr, holes int64, est bool) versions.Attr {
+	a.Size = st.size.Load()
+	a.Mtime = time.Unix(0, st.mtime.Load())
+	if est {
+		a.Holes = holes
+	}
+	a.Holes = min(a.Holes, a.Size)
+	return a
 }
 
 // wrote records a write (or truncate, or hole punched) from off on, before
@@ -273,9 +284,8 @@ func (n *fileNode) overlay(a versions.Attr) versions.Attr {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	if st := n.st; st != nil {
-		a.Size = st.size.Load()
-		a.Mtime = time.Unix(0, st.mtime.Load())
-		a.Holes = st.holes(a.Size, a.Holes)
+		holes, est := st.estimateHoles(st.size.Load())
+		a = st.overlay(a, holes, est)
 	}
 	return a
 }
@@ -288,21 +298,17 @@ func (n *fileNode) overlay(a versions.Attr) versions.Attr {
 func (n *fileNode) current(ctx context.Context) (versions.Attr, error) {
 	n.mu.RLock()
 	st := n.st
-	holes := int64(-1)
-	if st != nil && (st.dirty.Load() || st.pending.Load()) {
+	var holes int64
+	var est bool
+	if st != nil {
 		// Under the lock: a commit may close the staging file as soon
 		// as it is released (the size and mtime are plain values).
-		holes = st.holes(st.size.Load(), 0)
+		holes, est = st.estimateHoles(st.size.Load())
 	}
 	n.mu.RUnlock()
 	a, err := n.attr(ctx)
 	if err == nil && st != nil {
-		a.Size = st.size.Load()
-		a.Mtime = time.Unix(0, st.mtime.Load())
-		if holes < 0 {
-			holes = a.Holes // unchanged since the version the catalog has
-		}
-		a.Holes = min(holes, a.Size)
+		a = st.overlay(a, holes, est)
 	}
 	return a, err
 }
