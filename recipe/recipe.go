@@ -62,13 +62,19 @@ func (r *Recipe) ExtentsInRange(off, length int64) []Extent {
 		return nil
 	}
 	end := off + length
-	// First extent ending after off.
-	i := sort.Search(len(r.Extents), func(i int) bool { return r.Extents[i].End() > off })
+	i := r.firstEndingAfter(off)
 	j := i
 	for j < len(r.Extents) && r.Extents[j].Offset < end {
 		j++
 	}
 	return r.Extents[i:j]
+}
+
+// firstEndingAfter returns the index of the first extent that ends after
+// off (len(r.Extents) if none), by binary search: the extent holding off if
+// one does, else the next one.
+func (r *Recipe) firstEndingAfter(off int64) int {
+	return sort.Search(len(r.Extents), func(i int) bool { return r.Extents[i].End() > off })
 }
 
 // Holes returns how many of the file's bytes no extent covers.
@@ -88,7 +94,7 @@ func (r *Recipe) SeekData(off int64) (int64, bool) {
 	if off < 0 || off >= r.Size {
 		return 0, false
 	}
-	i := sort.Search(len(r.Extents), func(i int) bool { return r.Extents[i].End() > off })
+	i := r.firstEndingAfter(off)
 	if i == len(r.Extents) || r.Extents[i].Offset >= r.Size {
 		return 0, false
 	}
@@ -103,7 +109,7 @@ func (r *Recipe) SeekHole(off int64) (int64, bool) {
 	if off < 0 || off >= r.Size {
 		return 0, false
 	}
-	i := sort.Search(len(r.Extents), func(i int) bool { return r.Extents[i].End() > off })
+	i := r.firstEndingAfter(off)
 	if i == len(r.Extents) || r.Extents[i].Offset > off {
 		return off, true
 	}
