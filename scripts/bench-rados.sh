@@ -86,18 +86,12 @@ bench_rados() {
 	RB_BYTES=$(awk -F: '/^Total (writes|reads) made/ { n = $2 } /^(Write|Read) size/ { sz = $2 } END { print n * sz }' <<<"$out")
 }
 
-# timed LOGFILE CMD...: measure, also setting TICKS (the machine's busy CPU
-# while CMD ran).
-timed() {
+# with_ticks CMD...: runs CMD (measure or measure_out, so SECS is set too)
+# in this shell and sets TICKS, the machine's busy CPU while it ran.
+with_ticks() {
 	local t0
 	t0=$(cpu_busy)
-	measure "$@"
-	TICKS=$(($(cpu_busy) - t0))
-}
-timed_out() {
-	local t0
-	t0=$(cpu_busy)
-	measure_out "$@"
+	"$@"
 	TICKS=$(($(cpu_busy) - t0))
 }
 
@@ -133,18 +127,18 @@ for run in $(seq "$RUNS"); do
 	"$CASFS" init $INIT_ARGS "rados://$pool/bench" >>"$logf" 2>&1
 	mount_casfs
 	log "run $run: casfs write of $MB MiB"
-	timed "$logf" dd if="$src" of="$mnt/f" bs=1M
+	with_ticks measure "$logf" dd if="$src" of="$mnt/f" bs=1M
 	cw=$(mbps "$bytes" "$SECS")
 	cwcpu=$(cpu_per_gib "$TICKS" "$bytes")
 	log "run $run: casfs copy of the same file (every chunk stored already)"
-	timed "$logf" dd if="$src" of="$mnt/g" bs=1M
+	with_ticks measure "$logf" dd if="$src" of="$mnt/g" bs=1M
 	cw2=$(mbps "$bytes" "$SECS")
 	cw2cpu=$(cpu_per_gib "$TICKS" "$bytes")
 	umount_casfs
 	drop_caches
 	mount_casfs
 	log "run $run: casfs read, cold chunk cache"
-	timed_out /dev/null "$logf" dd if="$mnt/f" bs=1M
+	with_ticks measure_out /dev/null "$logf" dd if="$mnt/f" bs=1M
 	cr=$(mbps "$bytes" "$SECS")
 	crcpu=$(cpu_per_gib "$TICKS" "$bytes")
 	cmp "$src" "$mnt/f" || die "casfs read back different data"
