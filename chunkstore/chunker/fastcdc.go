@@ -82,6 +82,20 @@ func NewFastCDC(r io.Reader, min, avg, max int) (Chunker, error) {
 	if r == nil {
 		return nil, fmt.Errorf("fastcdc chunker: nil reader")
 	}
+	c, err := newFastCDCCut(min, avg, max)
+	if err != nil {
+		return nil, err
+	}
+	c.r = r
+	// One read fills at least max(max, 64 KiB) bytes, so refills, and the
+	// copy of the unreturned tail each refill does, stay rare for small max.
+	c.buf = getBuf(max + maxInt(max, 64<<10))
+	return c, nil
+}
+
+// newFastCDCCut checks the sizes and returns a fastCDC with its masks set,
+// and no reader or buffer yet: enough for cut.
+func newFastCDCCut(min, avg, max int) (*fastCDC, error) {
 	var why string
 	switch {
 	case min < 64:
@@ -97,11 +111,8 @@ func NewFastCDC(r io.Reader, min, avg, max int) (Chunker, error) {
 		return nil, fmt.Errorf("fastcdc chunk sizes min=%d avg=%d max=%d: %s (need 64 <= min <= avg <= max <= %d)",
 			min, avg, max, why, chunkstore.MaxChunkSize)
 	}
-	c := &fastCDC{r: r, min: min, avg: avg, max: max}
+	c := &fastCDC{min: min, avg: avg, max: max}
 	c.maskHard, c.maskEasy = fastcdcMasks(avg)
-	// One read fills at least max(max, 64 KiB) bytes, so refills, and the
-	// copy of the unreturned tail each refill does, stay rare for small max.
-	c.buf = getBuf(max + maxInt(max, 64<<10))
 	return c, nil
 }
 
