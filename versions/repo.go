@@ -348,11 +348,11 @@ func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent,
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.workers)
-	// dispatch stores one chunk (its bytes copied to buf) in the group.
-	dispatch := func(s *slot, buf []byte) {
+	// dispatch stores one chunk in the group, and then calls done.
+	dispatch := func(s *slot, buf []byte, done func()) {
 		hashed.Add(1)
 		g.Go(func() error {
-			defer putBuf(buf)
+			defer done()
 			if isZero(buf) {
 				s.hole = true
 				hashed.Done()
@@ -375,6 +375,7 @@ func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent,
 	// the last one never.
 	var last *slot
 	var lastBuf []byte
+	var lastDone func()
 	if t, ok := r.toucher(); ok && len(prefix) > 0 {
 		// The reused extents are stored chunks this version relies on
 		// like any other: touch them, so a gc elsewhere keeps them (a
@@ -391,10 +392,28 @@ func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent,
 			g.Go(func() error { return r.touchAll(gctx, t, ids) })
 		}
 	}
-	// chunks yields each chunk of src with its offset from src's start.
-	chunks := func(yield func(int64, []byte)) error {
+	// chunks yields each chunk of src with its offset from src's start; the
+	// chunk's bytes are the caller's until it calls done. A segment that is
+	// a section of a file (a file put from disk, a mount's staging file) is
+	// cut on several cores by chunker.Split, which hands over its buffers;
+	// a stream's chunks are copied out of the chunker's one buffer.
+	chunks := func(yield func(off int64, data []byte, done func())) error {
 		for _, seg := range segs {
-			ch, err := chunker.New(r.cfg.Chunker, segReader(seg))
+			sr := segReader(seg)
+			if sec, ok := sr.(*io.SectionReader); ok && seg.n >= 0 {
+				err := chunker.Split(gctx, r.cfg.Chunker, sec, seg.n, 0, func(c chunker.Chunk, done func()) error {
+					yield(seg.off+c.Offset, c.Data, done)
+					return nil
+				})
+				if gctx.Err() != nil {
+					return nil // the group's error says why
+				}
+				if err != nil {
+					return fmt.Errorf("reading content: %w", err)
+				}
+				continue
+			}
+			ch, err := chunker.New(r.cfg.Chunker, sr)
 			if err != nil {
 				return err
 			}
@@ -406,30 +425,30 @@ func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent,
 				if err != nil {
 					return fmt.Errorf("reading content: %w", err)
 				}
-				yield(seg.off+c.Offset, c.Data)
+				buf := getBuf(len(c.Data))
+				copy(buf, c.Data)
+				yield(seg.off+c.Offset, buf, func() { putBuf(buf) })
 			}
 		}
 		return nil
 	}
-	err := chunks(func(off int64, data []byte) {
+	err := chunks(func(off int64, data []byte, done func()) {
 		s := &slot{ext: recipe.Extent{Offset: base + off, Size: int64(len(data))}}
-		buf := getBuf(len(data))
-		copy(buf, data)
 		if ahead {
 			if last != nil {
 				slots = append(slots, last)
 				size = last.ext.End() - base
-				dispatch(last, lastBuf)
+				dispatch(last, lastBuf, lastDone)
 			}
-			last, lastBuf = s, buf
+			last, lastBuf, lastDone = s, data, done
 			return
 		}
 		slots = append(slots, s)
 		size = off + int64(len(data))
-		dispatch(s, buf)
+		dispatch(s, data, done)
 	})
-	if lastBuf != nil {
-		putBuf(lastBuf)
+	if lastDone != nil {
+		lastDone()
 	}
 	if err != nil {
 		g.Wait()

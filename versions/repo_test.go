@@ -559,6 +559,45 @@ func TestWriteRepeatedContent(t *testing.T) {
 	r.mustRead(v, data)
 }
 
+// TestWriteFileSameAsStream: a file is cut on several cores
+// (chunker.Split), a stream by one chunker; both must give the same recipe,
+// or putting a file and piping it would not deduplicate. The file spans
+// several of Split's blocks, with a run of zeros (a hole) across a block
+// boundary and data that cuts only at max.
+func TestWriteFileSameAsStream(t *testing.T) {
+	r := newRepo(t, repoOptions{cfg: smallConfig()})
+	data := randomBytes(30, 50*miB+12345)
+	clear(data[15*miB : 18*miB])
+	copy(data[33*miB:], bytes.Repeat([]byte{7}, 2*miB))
+	name := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx := context.Background()
+	vf, err := r.Write(ctx, r.create("/file").Ino, io.NewSectionReader(f, 0, int64(len(data))), time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bytes.Reader hidden behind io.Reader is a stream.
+	vs, err := r.Write(ctx, r.create("/stream").Ino, struct{ io.Reader }{bytes.NewReader(data)}, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf, rs := r.recipe(vf), r.recipe(vs)
+	if vf.Recipe != vs.Recipe {
+		t.Fatalf("file and stream of the same bytes: recipes of %d and %d extents differ", len(rf.Extents), len(rs.Extents))
+	}
+	if len(rf.Extents) < 100 || rf.Holes() < 2*miB {
+		t.Fatalf("%d extents, %d bytes of holes: the test needs many chunks and a hole", len(rf.Extents), rf.Holes())
+	}
+	r.mustRead(vf, data)
+}
+
 // fsckFixture is a repo with a few files, the target file's HEAD being the
 // one damage is done to.
 type fsckFixture struct {
