@@ -17,13 +17,15 @@ go vet ./...
 go test -race -timeout 30m -count=1 ./...
 
 # Ceph: everything again on rados:// stores, against a throwaway single-node
-# cluster on 127.0.0.1 (installed with librados-dev, needed by -tags ceph,
-# if missing; torn down by its recorded PIDs on exit): the chunk store's
+# cluster on 127.0.0.1 (Ceph and librados-dev, which -tags ceph needs to
+# build, installed first if missing; torn down by its recorded PIDs on
+# exit): the chunk store's
 # conformance suite, the catalog's, the fs mount tests (go-fuse's posixtest
 # included) and the integration tests with real programs, each on a rados://
 # store (CASFS_TEST_STORE=rados), plus the tests of two mounts of one pool
 # and of the OSD going down under a mount. -p 1: that last one stops the
 # cluster's only OSD, so no other package may use the cluster meanwhile.
+integration/ceph/install.sh
 go vet -tags ceph ./...
 ceph_dir=""
 tests=""
