@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -77,6 +78,31 @@ func BenchmarkPutDedup(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		benchWrite(b, r, ino, data)
+	}
+}
+
+// BenchmarkPutDedupFile is BenchmarkPutDedup from a file, as `casfs put
+// STORE PATH FILE` and a mount's commit read it: cut on several cores
+// (chunker.Split) rather than as a stream.
+func BenchmarkPutDedupFile(b *testing.B) {
+	r, ino := openLocalBench(b)
+	data := chunkstoretest.RandomBytes(2000, benchSize)
+	name := filepath.Join(b.TempDir(), "data")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	benchWrite(b, r, ino, data)
+	b.SetBytes(benchSize)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := r.Write(context.Background(), ino, io.NewSectionReader(f, 0, benchSize), time.Time{}, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
