@@ -20,7 +20,7 @@
 # for casfs every one of the 6 versions, and the stores are fsck'd.
 #
 # Defaults of the tools, used unchanged:
-#   casfs   FastCDC 256 KiB/1 MiB/4 MiB, BLAKE3, zstd per chunk (the level is
+#   casfs   FastCDC 160 KiB/640 KiB/2.5 MiB, BLAKE3, zstd per chunk (the level is
 #           chunkstore/encoded.go's zstdLevel)
 #   restic  repository format 2, compression "auto" (zstd), ~1 MiB chunks,
 #           AES-256 + Poly1305 (restic cannot turn encryption off)

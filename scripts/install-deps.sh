@@ -21,4 +21,4 @@ if ((${#missing[@]})); then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 export PATH=$PATH:/usr/local/go/bin
-command -v go >/dev/null || { echo "casfs needs Go 1.24 or newer (https://go.dev/dl/)" >&2; exit 1; }
+command -v go >/dev/null || { echo "casfs needs Go: 1.26.8, or any Go from 1.21 on, which fetches 1.26.8 itself (https://go.dev/dl/)" >&2; exit 1; }

@@ -49,6 +49,11 @@ func (r *Repo) Resolve(ctx context.Context, p string) (Attr, error) {
 		a, err = r.cat.Lookup(ctx, a.Ino, name)
 	}
 	if err != nil {
+		if errors.Is(err, ErrNotExist) {
+			// The catalog's error names the parent by inode number,
+			// which means nothing to whoever gave p.
+			err = ErrNotExist
+		}
 		return Attr{}, fmt.Errorf("%s: %w", strings.Join(parts, "/"), err)
 	}
 	return a, nil

@@ -183,6 +183,11 @@ var fastcdcGolden = []struct {
 	{"default", goldenMin, goldenAvg, goldenMax,
 		16 << 20, 1, 16, []int{1059564, 1060904, 1134879, 1397395},
 		"85742f3e0ea1280f93d9c78876169d8c887fda446a8e4e4b894050f169c94f0d"},
+	// The store default since 2e323a2 (chunkstore.DefaultConfig); avg is
+	// not a power of two, so its masks are those of 512 KiB.
+	{"store default", 160 << 10, 640 << 10, 2560 << 10,
+		16 << 20, 3, 22, []int{668656, 661896, 716619, 676185},
+		"c4265c693a15bf767c05e63005e547df141fa6b1d486f3a755b3333d0c2de39a"},
 	{"small", smallMin, smallAvg, smallMax,
 		1 << 20, 2, 111, []int{22480, 9085, 7513, 9171},
 		"52f52fbe0250f5f7224a91871a9541a5cff8659bfca34e4ff86a26ff9d158912"},
@@ -204,6 +209,17 @@ func TestFastCDCGolden(t *testing.T) {
 			}
 			if d := lengthsDigest(lens); d != g.digest {
 				t.Errorf("boundaries digest %s, want %s", d, g.digest)
+			}
+			// Split, as a put of a file cuts, in blocks of four chunks.
+			c, _ := newFastCDCCut(g.min, g.avg, g.max)
+			ends := splitCuts(t, c, data, 2, 4*g.max)
+			var slens []int
+			for i, e := range ends {
+				slens = append(slens, int(e)-int(ends[max(i-1, 0)]))
+			}
+			slens[0] = int(ends[0])
+			if d := lengthsDigest(slens); d != g.digest {
+				t.Errorf("Split: boundaries digest %s, want %s", d, g.digest)
 			}
 		})
 	}

@@ -616,6 +616,87 @@ func TestCLILocked(t *testing.T) {
 	}
 }
 
+// TestCLIPathErrors: a path that is not there, or a directory where a
+// file's versions are asked for, is said in the user's words.
+func TestCLIPathErrors(t *testing.T) {
+	store := newStore(t)
+	put(t, store, "dir/f", []byte("x"))
+	r := fails(t, 1, []string{"casfs ls: nope: no such file or directory"}, "ls", store, "nope")
+	if strings.Contains(r.stderr, "lookup") {
+		t.Errorf("ls of a missing path names catalog internals: %s", r.stderr)
+	}
+	for _, cmd := range []string{"get", "versions", "rm"} {
+		args := []string{cmd, store, "dir"}
+		if cmd == "rm" {
+			args = append(args, "--version", "x")
+		}
+		fails(t, 1, []string{"casfs " + cmd + ": dir: is a directory"}, args...)
+	}
+}
+
+// TestCLIInterruptStdin: SIGINT or SIGTERM stops a put that is waiting on
+// standard input (a pipe whose writer stays silent) at once, with exit
+// 130, the new file taken back and the store unlocked. Before, the put
+// went on waiting for input with the store locked.
+func TestCLIInterruptStdin(t *testing.T) {
+	store := newStore(t)
+	put(t, store, "keep", []byte("kept"))
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(casfsBin, "put", store, "waiting", "-")
+		var stderr bytes.Buffer
+		cmd.Stdin, cmd.Stderr = pr, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pr.Close()
+		if _, err := pw.Write([]byte("some bytes, and then nothing")); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until put holds the store (its lock file names it; asking
+		// with another command would take the lock), then a little more:
+		// it has made the file and waits on stdin.
+		holder := fmt.Sprintf(`"pid":%d,`, cmd.Process.Pid)
+		for i := 0; ; i++ {
+			b, _ := os.ReadFile(filepath.Join(store, "lock"))
+			if strings.Contains(string(b), holder) {
+				break
+			}
+			if i == 400 {
+				t.Fatalf("put never took the store; lock file: %q; put: %s", b, stderr.String())
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("%v: put still running 10 s later; stderr: %s", sig, stderr.String())
+		}
+		pw.Close()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("%v: put ended with %v, stderr %q; want exit 130 and \"interrupted\"", sig, err, stderr.String())
+		}
+		if r := ok(t, nil, "ls", store); strings.Contains(r.stdout, "waiting") {
+			t.Errorf("%v: the interrupted put left its file: %s", sig, r.stdout)
+		}
+	}
+	if got := getBytes(t, store, "keep"); string(got) != "kept" {
+		t.Errorf("get keep: %q", got)
+	}
+}
+
 // requireExternal skips a test that needs something this machine lacks,
 // unless CASFS_REQUIRE_EXTERNAL=1 (CI), where a skip would hide a gap.
 func requireExternal(t *testing.T, why string) {

@@ -44,9 +44,11 @@ func runPut(ctx context.Context, args []string) error {
 	if len(parts) == 0 {
 		return usagef("PATH %q names the root directory; give a file path", p)
 	}
-	in := io.Reader(os.Stdin)
+	var in io.Reader
 	mode, mtime, size := uint32(0o644), time.Time{}, int64(-1)
-	if src != "-" {
+	if src == "-" {
+		in = interruptible(ctx, os.Stdin)
+	} else {
 		f, err := os.Open(src)
 		if err != nil {
 			return err
@@ -102,6 +104,9 @@ func runPut(ctx context.Context, args []string) error {
 			if rerr := cat.Remove(context.WithoutCancel(ctx), dir.Ino, name, false); rerr != nil {
 				slog.Warn("removing the empty file left by the failed put", "path", p, "err", rerr)
 			}
+		}
+		if errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("%s: %w (nothing committed; `casfs gc %s` frees the space the chunks stored before it took)", p, err, loc)
 		}
 		return fmt.Errorf("%s: %w (nothing committed)", p, err)
 	}

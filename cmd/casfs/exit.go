@@ -17,6 +17,9 @@ const (
 	exitUsage   = 2
 	exitDamaged = 3 // fsck found problems, or corrupt data was met
 	exitInUse   = 4 // the store is locked by another casfs process
+	// exitInterrupted is what shells report for a command ended by
+	// SIGINT; casfs stops cleanly on SIGINT or SIGTERM and says so.
+	exitInterrupted = 130
 )
 
 // errDamaged wraps a report of problems found (fsck).

@@ -25,8 +25,10 @@ func history(ctx context.Context, r *versions.Repo, p string) ([]fileVersion, er
 		return nil, err
 	}
 	var out []fileVersion
+	dir := false
 	for _, e := range ents {
 		if !e.IsRegular() {
+			dir = dir || (e.IsDir() && e.Deleted.IsZero())
 			continue
 		}
 		vs, err := r.Catalog().Versions(ctx, e.Ino)
@@ -37,6 +39,9 @@ func history(ctx context.Context, r *versions.Repo, p string) ([]fileVersion, er
 			out = append(out, fileVersion{entry: e, version: v,
 				head: e.Deleted.IsZero() && v.ID == e.Head})
 		}
+	}
+	if len(out) == 0 && dir {
+		return nil, fmt.Errorf("%s: %w (versions are kept per file)", p, versions.ErrIsDir)
 	}
 	slices.SortFunc(out, func(a, b fileVersion) int { return a.version.ID.Compare(b.version.ID) })
 	return out, nil

@@ -140,6 +140,10 @@ func run(argv []string) int {
 		printUsage(os.Stderr, c, fs)
 		return exitUsage
 	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "casfs %s: interrupted: %v\n", c.name, err)
+		return exitInterrupted
+	}
 	if !errors.Is(err, errSilent) {
 		fmt.Fprintf(os.Stderr, "casfs %s: %v\n", c.name, err)
 	}
