@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"runtime"
 	"sync"
 	"time"
@@ -173,6 +174,69 @@ func (r *Repo) Write(ctx context.Context, ino Ino, src io.Reader, mtime time.Tim
 		return Version{}, err
 	}
 	return r.commit(ctx, ino, Version{Recipe: rid, Size: rec.Size, Holes: rec.Holes(), Mtime: mtime}, held, started)
+}
+
+// WritePath is Write to the regular file at path p, which it makes (with
+// attr's mode, uid and gid) if it does not exist, with any missing parent
+// directories (dirMode, and attr's uid and gid). It makes them only once
+// src is stored, so a write that fails, is interrupted or is killed while
+// reading src leaves the namespace as it was: no empty file, no new
+// directories (the chunks stored meanwhile are leaked until gc). A parent
+// that is not a directory, or a p that is one, fails before src is read.
+// Its errors leave p for the caller to name.
+func (r *Repo) WritePath(ctx context.Context, p string, attr Attr, dirMode uint32, src io.Reader, mtime time.Time, progress Progress) (Version, error) {
+	parts, err := SplitPath(p)
+	if err != nil {
+		return Version{}, err
+	}
+	if len(parts) == 0 {
+		return Version{}, ErrIsDir
+	}
+	dirPath, name := path.Join(parts[:len(parts)-1]...), parts[len(parts)-1]
+	existing, err := r.Resolve(ctx, p)
+	switch {
+	case err == nil && existing.IsDir():
+		return Version{}, ErrIsDir
+	case err == nil && !existing.IsRegular():
+		return Version{}, fmt.Errorf("not a regular file: %w", ErrInvalid)
+	case err == nil:
+	case errors.Is(err, ErrNotExist):
+		// Whatever of dirPath exists must be directories.
+		if _, derr := r.Resolve(ctx, dirPath); derr != nil && !errors.Is(derr, ErrNotExist) {
+			return Version{}, derr
+		}
+	default:
+		return Version{}, err
+	}
+
+	started := time.Now()
+	rec, rid, held, err := r.storeVersion(ctx, src, nil, 0, progress)
+	defer func() { r.guard.release(held) }()
+	if err != nil {
+		return Version{}, err
+	}
+	v := Version{Recipe: rid, Size: rec.Size, Holes: rec.Holes(), Mtime: mtime}
+	if existing.IsRegular() {
+		return r.commit(ctx, existing.Ino, v, held, started)
+	}
+	dir, err := r.MkdirAll(ctx, dirPath, dirMode, attr.Uid, attr.Gid)
+	if err != nil {
+		return Version{}, err
+	}
+	a, err := r.cat.Create(ctx, dir.Ino, name, Attr{Mode: ModeRegular | attr.Mode&^ModeType, Uid: attr.Uid, Gid: attr.Gid})
+	if err != nil {
+		return Version{}, err
+	}
+	v, err = r.commit(ctx, a.Ino, v, held, started)
+	if err != nil {
+		// Take back the empty file, so that a failed write leaves p as
+		// it was. Best effort, and not on ctx: an interrupted write
+		// should clean up too.
+		if rerr := r.cat.Remove(context.WithoutCancel(ctx), dir.Ino, name, false); rerr != nil {
+			err = fmt.Errorf("%w (and removing the empty file made for it: %v)", err, rerr)
+		}
+	}
+	return v, err
 }
 
 // CommitRecipe stores rec and commits it as a new version of ino. The

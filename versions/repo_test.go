@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/casfs/casfs/chunkstore"
@@ -597,6 +598,53 @@ func TestWriteFileSameAsStream(t *testing.T) {
 	}
 	r.mustRead(vf, data)
 }
+
+// TestWritePath: WritePath makes the file and its directories only once
+// the data is stored, so a failing source leaves nothing behind; it adds
+// a version to a file that exists, and refuses directories before reading.
+func TestWritePath(t *testing.T) {
+	r := newRepo(t, repoOptions{cfg: smallConfig()})
+	ctx := context.Background()
+	failing := io.MultiReader(bytes.NewReader(randomBytes(40, 300*kiB)), iotest.ErrReader(errors.New("boom")))
+	if _, err := r.WritePath(ctx, "new/dir/f", versions.Attr{Mode: 0o600}, 0o755, failing, time.Time{}, nil); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("WritePath of a failing source: %v", err)
+	}
+	if _, err := r.Resolve(ctx, "new"); !errors.Is(err, versions.ErrNotExist) {
+		t.Fatalf("after a failed WritePath, new: %v; want it not to exist", err)
+	}
+	data := randomBytes(41, 200*kiB)
+	v1, err := r.WritePath(ctx, "new/dir/f", versions.Attr{Mode: 0o600, Uid: 7}, 0o750, bytes.NewReader(data), time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := r.mustResolve("new/dir/f"); a.Mode != versions.ModeRegular|0o600 || a.Uid != 7 || a.Size != int64(len(data)) {
+		t.Errorf("made %+v", a)
+	}
+	if a := r.mustResolve("new/dir"); !a.IsDir() || a.Mode&0o777 != 0o750 {
+		t.Errorf("directory made %+v", a)
+	}
+	v2, err := r.WritePath(ctx, "new/dir/f", versions.Attr{Mode: 0o644}, 0o755, bytes.NewReader(data[:100]), time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vs, _ := r.Catalog().Versions(ctx, r.mustResolve("new/dir/f").Ino); len(vs) != 2 {
+		t.Errorf("%d versions, want 2", len(vs))
+	}
+	r.mustRead(v1, data)
+	r.mustRead(v2, data[:100])
+	read := false
+	src := readerFunc(func([]byte) (int, error) { read = true; return 0, io.EOF })
+	if _, err := r.WritePath(ctx, "new/dir", versions.Attr{}, 0o755, src, time.Time{}, nil); !errors.Is(err, versions.ErrIsDir) || read {
+		t.Errorf("WritePath onto a directory: %v (source read: %v)", err, read)
+	}
+	if _, err := r.WritePath(ctx, "new/dir/f/g", versions.Attr{}, 0o755, src, time.Time{}, nil); !errors.Is(err, versions.ErrNotDir) || read {
+		t.Errorf("WritePath under a file: %v (source read: %v)", err, read)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 // fsckFixture is a repo with a few files, the target file's HEAD being the
 // one damage is done to.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path"
 	"syscall"
@@ -74,37 +73,12 @@ func runPut(ctx context.Context, args []string) error {
 		return err
 	}
 	defer r.Close()
-	cat := r.Catalog()
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
-	dir, err := r.MkdirAll(ctx, path.Join(parts[:len(parts)-1]...), 0o755, uid, gid)
-	if err != nil {
-		return err
-	}
-	name := parts[len(parts)-1]
-	a, err := cat.Lookup(ctx, dir.Ino, name)
-	created := false
-	if errors.Is(err, versions.ErrNotExist) {
-		a, err = cat.Create(ctx, dir.Ino, name, versions.Attr{Mode: versions.ModeRegular | mode, Uid: uid, Gid: gid})
-		created = err == nil
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	if !a.IsRegular() {
-		return fmt.Errorf("%s: %w", p, syscall.EISDIR)
-	}
-	bar := newProgress(size, "put "+name)
-	v, err := r.Write(ctx, a.Ino, in, mtime, bar.add)
+	bar := newProgress(size, "put "+parts[len(parts)-1])
+	attr := versions.Attr{Mode: mode, Uid: uid, Gid: gid}
+	v, err := r.WritePath(ctx, path.Join(parts...), attr, 0o755, in, mtime, bar.add)
 	bar.done()
 	if err != nil {
-		if created {
-			// Take back the empty file made for the write, so a failed put
-			// leaves PATH as it was. Best effort, and not on ctx: an
-			// interrupted put should clean up too.
-			if rerr := cat.Remove(context.WithoutCancel(ctx), dir.Ino, name, false); rerr != nil {
-				slog.Warn("removing the empty file left by the failed put", "path", p, "err", rerr)
-			}
-		}
 		if errors.Is(err, syscall.ENOSPC) {
 			return fmt.Errorf("%s: %w (nothing committed; `casfs gc %s` frees the space the chunks stored before it took)", p, err, loc)
 		}
