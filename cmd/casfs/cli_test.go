@@ -347,6 +347,7 @@ func TestCLIUsage(t *testing.T) {
 		{"too few arguments", []string{"get", store}, 2, []string{"casfs get: wrong number of arguments", "Usage: casfs get"}},
 		{"too many arguments", []string{"versions", store, "a", "b"}, 2, []string{"casfs versions: wrong number of arguments", "Usage: casfs versions"}},
 		{"bad flag value", []string{"init", "--chunker", "rolling", filepath.Join(t.TempDir(), "s")}, 2, []string{`--chunker "rolling"`, "Usage: casfs init"}},
+		{"unknown compression", []string{"init", "--compression", "lz4", filepath.Join(t.TempDir(), "s")}, 2, []string{`casfs init: unknown compression "lz4" (known: zstd, none)`, "Usage: casfs init"}},
 		{"path climbing out", []string{"put", store, "../x", "-"}, 2, []string{`".." is not allowed`}},
 		{"missing store", []string{"get", missing, "f"}, 1, []string{"no casfs store", "does not exist", "casfs init " + missing}},
 		{"not a store", []string{"ls", empty}, 1, []string{"no casfs store", "no config file", "casfs init " + empty}},

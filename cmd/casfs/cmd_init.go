@@ -102,6 +102,11 @@ func runInit(ctx context.Context, args []string) error {
 	}
 	cfg.ID = "to-be-assigned" // Validate wants one; the store assigns the real id
 	if err := cfg.Validate(); err != nil {
+		// Said of a store's config, "unknown store format" would mislead
+		// here: it is a flag's value that casfs does not know.
+		if msg, ok := strings.CutPrefix(err.Error(), chunkstore.ErrUnknownFormat.Error()+": "); ok {
+			return usagef("unknown %s", msg)
+		}
 		return usagef("%v", err)
 	}
 	cfg.ID = ""
