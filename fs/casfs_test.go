@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -1062,5 +1063,63 @@ func TestCopyFileRange(t *testing.T) {
 	var problems []versions.Problem
 	if _, err := m.repo.Fsck(context.Background(), func(p versions.Problem) { problems = append(problems, p) }, nil); err != nil || len(problems) > 0 {
 		t.Errorf("fsck: %v, %v", problems, err)
+	}
+}
+
+// TestReaddirDots: a listing holds "." and ".." with the inode numbers
+// stat gives, in the namespace and under .versions/, as on any local
+// filesystem (the kernel does not add them for FUSE); the root's is the
+// catalog's root inode, not 0.
+func TestReaddirDots(t *testing.T) {
+	m := mount(t)
+	var st syscall.Stat_t
+	if err := syscall.Stat(m.dir, &st); err != nil || st.Ino != uint64(versions.RootIno) {
+		t.Errorf("stat of the root: inode %d (%v), want %d", st.Ino, err, versions.RootIno)
+	}
+	if err := os.MkdirAll(filepath.Join(m.dir, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(m.dir, "a", "b", "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ino := func(p string) uint64 {
+		t.Helper()
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	for _, dir := range []string{m.dir, filepath.Join(m.dir, "a", "b"), filepath.Join(m.dir, ".versions", "a", "b", "f")} {
+		got := map[string]uint64{}
+		buf := make([]byte, 64<<10)
+		fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			n, err := syscall.ReadDirent(fd, buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			for b := buf[:n]; len(b) > 0; {
+				reclen := int(binary.NativeEndian.Uint16(b[16:]))
+				name := b[19:reclen]
+				name = name[:bytes.IndexByte(name, 0)]
+				got[string(name)] = binary.NativeEndian.Uint64(b[0:])
+				b = b[reclen:]
+			}
+		}
+		syscall.Close(fd)
+		up := ino(filepath.Join(dir, ".."))
+		if dir == m.dir {
+			up = ino(dir) // the root's parent is itself, as on any filesystem's root
+		}
+		if got["."] != ino(dir) || got[".."] != up {
+			t.Errorf("%s: . is %d and .. %d; stat says %d and %d", dir, got["."], got[".."], ino(dir), up)
+		}
 	}
 }

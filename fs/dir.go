@@ -54,11 +54,27 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	if err != nil {
 		return nil, toErrno(err, "readdir", "dir", d.path())
 	}
-	out := make([]fuse.DirEntry, len(ents))
-	for i, e := range ents {
-		out[i] = fuse.DirEntry{Name: e.Name, Ino: uint64(e.Ino), Mode: e.Mode & versions.ModeType}
+	out := dots(&d.Inode, make([]fuse.DirEntry, 0, len(ents)+2))
+	for _, e := range ents {
+		out = append(out, fuse.DirEntry{Name: e.Name, Ino: uint64(e.Ino), Mode: e.Mode & versions.ModeType})
 	}
 	return gofs.NewListDirStream(out), 0
+}
+
+// dots appends the "." and ".." entries of the directory n to list. The
+// kernel does not make them up for a FUSE filesystem, and without them
+// `ls -a` shows neither and programs that skip the first two entries of
+// a listing skip real ones. ".." of the root, or of a directory whose
+// parent is gone, is the directory itself.
+func dots(n *gofs.Inode, list []fuse.DirEntry) []fuse.DirEntry {
+	self := n.StableAttr().Ino
+	up := self
+	if _, p := n.Parent(); p != nil {
+		up = p.StableAttr().Ino
+	}
+	return append(list,
+		fuse.DirEntry{Name: ".", Ino: self, Mode: syscall.S_IFDIR},
+		fuse.DirEntry{Name: "..", Ino: up, Mode: syscall.S_IFDIR})
 }
 
 // newAttr is the attribute template for an entry created by the caller of

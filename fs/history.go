@@ -205,7 +205,7 @@ func (h *histDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		}
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
-	return gofs.NewListDirStream(list), 0
+	return gofs.NewListDirStream(append(dots(&h.Inode, make([]fuse.DirEntry, 0, len(list)+2)), list...)), 0
 }
 
 // Everything under .versions is read-only.

@@ -10,6 +10,8 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/casfs/casfs/versions"
 )
 
 // MountOptions are the kernel-facing choices of a mount.
@@ -37,6 +39,9 @@ func Mount(f *FS, mountpoint string, mo MountOptions) (*fuse.Server, error) {
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
 		NullPermissions: true, // a file created with mode 0000 keeps it
+		// The root's inode number is the catalog's, as every other node's;
+		// without it go-fuse reports st_ino 0 for the mountpoint.
+		RootStableAttr: &gofs.StableAttr{Ino: uint64(versions.RootIno), Mode: syscall.S_IFDIR},
 		MountOptions: fuse.MountOptions{
 			FsName:       mo.FsName,
 			Name:         "casfs",
