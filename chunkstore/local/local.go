@@ -278,7 +278,9 @@ func noStore(dir string, err error) error {
 		case serr != nil:
 			why = "the directory does not exist"
 		case !st.IsDir():
+			// init would fail on it too: name another path.
 			why = "it is not a directory"
+			hint = "a store is a directory; give its path, or a new one to `casfs init`"
 		}
 		return fmt.Errorf("%w at %s: %s (%s)", ErrNoStore, dir, why, hint)
 	}
