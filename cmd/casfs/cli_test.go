@@ -699,6 +699,33 @@ func TestCLIInterruptStdin(t *testing.T) {
 	}
 }
 
+// TestCLIMissingChunk: a chunk gone from the store is damage, as a
+// corrupt one is: get fails naming file, version and chunk with exit 3,
+// like fsck, and other files still read.
+func TestCLIMissingChunk(t *testing.T) {
+	store := newStore(t)
+	a := chunkstoretest.RandomBytes(12, 400*1024)
+	idA := put(t, store, "a.bin", a)
+	put(t, store, "b.bin", []byte("still here"))
+	_, rec := inspect(t, store, "a.bin")
+	gone := rec.Extents[1].ID
+	s, err := local.OpenDir(context.Background(), store, local.Options{Owner: "the cli test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(context.Background(), gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fails(t, 3, []string{"casfs get: a.bin version " + idA, gone.String(), "not found"}, "get", store, "a.bin")
+	fails(t, 3, []string{"1 problems"}, "fsck", store)
+	if got := getBytes(t, store, "b.bin"); string(got) != "still here" {
+		t.Errorf("get b.bin: %q", got)
+	}
+}
+
 // requireExternal skips a test that needs something this machine lacks,
 // unless CASFS_REQUIRE_EXTERNAL=1 (CI), where a skip would hide a gap.
 func requireExternal(t *testing.T, why string) {

@@ -27,7 +27,10 @@ var errDamaged = errors.New("damage found")
 
 func exitCode(err error) int {
 	switch {
-	case errors.Is(err, errDamaged), errors.Is(err, chunkstore.ErrCorrupt), errors.Is(err, recipe.ErrInvalid):
+	case errors.Is(err, errDamaged), errors.Is(err, chunkstore.ErrCorrupt), errors.Is(err, recipe.ErrInvalid),
+		// A chunk a version needs is gone from the store: damage, as fsck
+		// says too.
+		errors.Is(err, chunkstore.ErrNotFound):
 		return exitDamaged
 	case errors.Is(err, local.ErrLocked), errors.Is(err, versions.ErrInUse):
 		return exitInUse
