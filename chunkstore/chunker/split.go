@@ -58,7 +58,8 @@ const splitBlock = 16 << 20
 // over: it stays valid until emit's done is called, which emit must do
 // exactly once, from any goroutine, even after Split returned. So chunks
 // can be hashed and stored in parallel without a copy. Memory is bounded by
-// a few blocks of splitBlock bytes; emit blocking holds Split back.
+// workers+2 blocks of splitBlock bytes (plus a chunk's max), or two when
+// other Splits are running; emit blocking holds Split back.
 //
 // An error from emit or r, or ctx ending, stops Split, which returns that
 // error once its goroutines have stopped. r holding fewer than n bytes is
@@ -80,6 +81,9 @@ func Split(ctx context.Context, cfg chunkstore.ChunkerConfig, r io.ReaderAt, n i
 	}
 	return split(ctx, c, r, n, workers, splitBlock, emit)
 }
+
+// active counts the Splits running in the process.
+var active atomic.Int32
 
 // block is one block of a Split: bytes [start, end) of the stream and up to
 // a limit past them, and the cuts made from start.
@@ -124,6 +128,16 @@ func split(ctx context.Context, c cutter, r io.ReaderAt, n int64, workers, block
 	// the cutting goroutines' blocks, the one Split resolves and one more
 	// whose chunks are still being stored.
 	window := workers + 2
+	// Several Splits at once (a mount committing large files side by
+	// side) would each hold workers+2 blocks. One that starts while
+	// another runs takes the least that still moves, one goroutine and
+	// two blocks (one being cut, one whose chunks are being stored): the
+	// cores are busy with the others anyway, and memory grows by two
+	// blocks per Split.
+	if active.Add(1) > 1 && nblocks > 1 {
+		workers, window = 1, 2
+	}
+	defer active.Add(-1)
 	buffers := make(chan []byte, window)
 	for range window {
 		buffers <- nil

@@ -175,6 +175,49 @@ func firstDiff(a, b []int64) int {
 	return -1
 }
 
+// TestSplitConcurrent: Splits running side by side (the later ones on the
+// smallest window) still cut exactly what the chunker cuts.
+func TestSplitConcurrent(t *testing.T) {
+	cfg := chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: smallMin, Avg: smallAvg, Max: smallMax}
+	c, _ := newCutter(cfg)
+	inputs := splitInputs()
+	wants := map[string][]int64{}
+	for name, data := range inputs {
+		wants[name] = serialCuts(t, cfg, data)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 3*len(inputs))
+	for round := range 3 {
+		for name, data := range inputs {
+			wg.Add(1)
+			go func() { // no t.Fatal here: not the test's goroutine
+				defer wg.Done()
+				var got []int64
+				err := split(context.Background(), c, bytes.NewReader(data), int64(len(data)), 2, 64<<10, func(ch Chunk, done func()) error {
+					defer done()
+					if !bytes.Equal(ch.Data, data[ch.Offset:ch.Offset+int64(len(ch.Data))]) {
+						return fmt.Errorf("chunk at %d: wrong bytes", ch.Offset)
+					}
+					got = append(got, ch.Offset+int64(len(ch.Data)))
+					return nil
+				})
+				if err != nil || !equalCuts(got, wants[name]) {
+					errs <- fmt.Sprintf("round %d, %s: %v; %d chunks, want %d; first difference at chunk %d",
+						round, name, err, len(got), len(wants[name]), firstDiff(got, wants[name]))
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if n := active.Load(); n != 0 {
+		t.Errorf("%d Splits still counted as running", n)
+	}
+}
+
 // failAt is a ReaderAt over data that fails every read reaching past at.
 type failAt struct {
 	data []byte
