@@ -58,8 +58,9 @@ const splitBlock = 16 << 20
 // over: it stays valid until emit's done is called, which emit must do
 // exactly once, from any goroutine, even after Split returned. So chunks
 // can be hashed and stored in parallel without a copy. Memory is bounded by
-// workers+2 blocks of splitBlock bytes (plus a chunk's max), or two when
-// other Splits are running; emit blocking holds Split back.
+// workers+2 blocks of splitBlock bytes (plus a chunk's max), and the blocks
+// of all Splits in the process by maxBlocks; emit blocking holds Split
+// back.
 //
 // An error from emit or r, or ctx ending, stops Split, which returns that
 // error once its goroutines have stopped. r holding fewer than n bytes is
@@ -82,8 +83,67 @@ func Split(ctx context.Context, cfg chunkstore.ChunkerConfig, r io.ReaderAt, n i
 	return split(ctx, c, r, n, workers, splitBlock, emit)
 }
 
-// active counts the Splits running in the process.
-var active atomic.Int32
+// blocks holds the process's block buffers for Split, maxBlocks of them
+// (nil until first used): every Split of more than one block takes two
+// while it runs, and up to workers more while they are free, and gives
+// them back when it returns. So the block buffers of all the Splits in a
+// process (a mount committing large files side by side) stay within
+// maxBlocks, whatever their number, and are reused rather than left to
+// the garbage collector. A Split that cannot have its two waits for one
+// that finishes. Two are enough to move (one block being cut, one whose
+// chunks are being stored). Only one Split at a time may hold one while it
+// waits for its second (reserving): the others wait holding none, so none
+// waits on another in a circle.
+const maxBlocks = 6
+
+var (
+	blocks    = make(chan []byte, maxBlocks)
+	reserving = make(chan struct{}, 1)
+)
+
+func init() {
+	for range maxBlocks {
+		blocks <- nil
+	}
+}
+
+// takeBlocks takes two block buffers, waiting for them, and up to extra
+// more if they are free.
+func takeBlocks(ctx context.Context, extra int) ([][]byte, error) {
+	select {
+	case reserving <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-reserving }()
+	var taken [][]byte
+	for range 2 {
+		select {
+		case b := <-blocks:
+			taken = append(taken, b)
+		case <-ctx.Done():
+			giveBlocks(taken)
+			return nil, ctx.Err()
+		}
+	}
+	for len(taken) < 2+extra {
+		select {
+		case b := <-blocks:
+			taken = append(taken, b)
+			continue
+		default:
+		}
+		break
+	}
+	return taken, nil
+}
+
+// giveBlocks gives back buffers takeBlocks took.
+func giveBlocks(taken [][]byte) {
+	for _, b := range taken {
+		blocks <- b
+	}
+}
 
 // block is one block of a Split: bytes [start, end) of the stream and up to
 // a limit past them, and the cuts made from start.
@@ -109,12 +169,12 @@ func split(ctx context.Context, c cutter, r io.ReaderAt, n int64, workers, block
 	if n <= 0 {
 		return nil
 	}
-	max := c.limit()
+	limit := c.limit()
 	bs := int64(blockSize)
-	if m := int64(max); bs < 2*m {
+	if m := int64(limit); bs < 2*m {
 		bs = 2 * m
 	}
-	bs = (bs + int64(max) - 1) / int64(max) * int64(max) // fixed chunks then align with blocks
+	bs = (bs + int64(limit) - 1) / int64(limit) * int64(limit) // fixed chunks then align with blocks
 	if workers <= 0 {
 		workers = min(runtime.GOMAXPROCS(0), 4)
 	}
@@ -127,29 +187,55 @@ func split(ctx context.Context, c cutter, r io.ReaderAt, n int64, workers, block
 	// it back once Split and every chunk emitted from it are done. It holds
 	// the cutting goroutines' blocks, the one Split resolves and one more
 	// whose chunks are still being stored.
-	window := workers + 2
-	// Several Splits at once (a mount committing large files side by
-	// side) would each hold workers+2 blocks. One that starts while
-	// another runs takes the least that still moves, one goroutine and
-	// two blocks (one being cut, one whose chunks are being stored): the
-	// cores are busy with the others anyway, and memory grows by two
-	// blocks per Split.
-	if active.Add(1) > 1 && nblocks > 1 {
-		workers, window = 1, 2
+	// A stream of one block needs one buffer, as large as the stream (a
+	// small file's commit takes a small one) from the chunkers' pool.
+	// Longer ones take theirs from the process's block buffers.
+	taken := [][]byte{nil}
+	if nblocks > 1 {
+		var err error
+		if taken, err = takeBlocks(ctx, workers); err != nil {
+			return err
+		}
+		workers = max(len(taken)-2, 1)
 	}
-	defer active.Add(-1)
+	window := len(taken)
 	buffers := make(chan []byte, window)
-	for range window {
-		buffers <- nil
+	for _, b := range taken {
+		buffers <- b
 	}
-	free := func(b []byte) { buffers <- b }
+	// giveBack returns a buffer to where it came from. Until Split
+	// returns, a freed buffer goes back to its window; then, and when
+	// the last chunks of a block are done only after that (the caller
+	// still storing them), straight to where it came from, so that none
+	// is lost and made again.
+	giveBack := func(b []byte) {
+		if nblocks > 1 {
+			blocks <- b // never blocks: no more than maxBlocks exist
+		} else {
+			putBuf(b)
+		}
+	}
+	var (
+		returned   bool
+		returnedMu sync.Mutex
+	)
+	free := func(b []byte) {
+		returnedMu.Lock()
+		defer returnedMu.Unlock()
+		if returned {
+			giveBack(b)
+		} else {
+			buffers <- b // never blocks: the window has room for all
+		}
+	}
 	defer func() {
-		// What is back in the window goes to the pool for the next Split;
-		// buffers given back later are left to the garbage collector.
+		returnedMu.Lock()
+		defer returnedMu.Unlock()
+		returned = true
 		for {
 			select {
 			case b := <-buffers:
-				putBuf(b)
+				giveBack(b)
 			default:
 				return
 			}
@@ -158,12 +244,21 @@ func split(ctx context.Context, c cutter, r io.ReaderAt, n int64, workers, block
 
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	jobs := make(chan *block)
+	order := make(chan *block, window)
+	var cur *block // taken from order, Split's own ref not yet dropped
 	defer func() {
 		cancel() // first, so that every goroutine stops
 		wg.Wait()
+		// Blocks left when Split stops early give their buffers back
+		// (once their chunks are done, if any were emitted).
+		if cur != nil {
+			cur.unref()
+		}
+		for b := range order {
+			b.unref()
+		}
 	}()
-	jobs := make(chan *block)
-	order := make(chan *block, window)
 	wg.Add(1)
 	go func() { // hands out blocks in order, as buffers come back
 		defer wg.Done()
@@ -177,12 +272,15 @@ func split(ctx context.Context, c cutter, r io.ReaderAt, n int64, workers, block
 				return
 			}
 			b := &block{start: start, end: min(start+bs, n), ready: make(chan struct{}), free: free}
-			need := int(min(b.end+int64(max), n) - start)
-			if cap(buf) < need {
-				// Only what the block needs: a small file's commit
-				// takes a small buffer.
-				putBuf(buf)
-				buf = getBuf(need)
+			need := int(min(b.end+int64(limit), n) - start)
+			switch {
+			case cap(buf) >= need:
+			case nblocks == 1:
+				buf = getBuf(need) // only what the stream needs
+			default:
+				// A block buffer, made for any block of this size (one
+				// from a store with smaller chunks is dropped).
+				buf = make([]byte, bs+int64(limit))
 			}
 			b.buf = buf[:need]
 			b.refs.Store(1)
@@ -209,16 +307,17 @@ func split(ctx context.Context, c cutter, r io.ReaderAt, n int64, workers, block
 
 	var pos int64 // the last true cut
 	for b := range order {
+		cur = b
 		select {
 		case <-b.ready:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		if b.err != nil {
-			b.unref()
 			return b.err
 		}
 		err := b.resolve(c, &pos, emit)
+		cur = nil
 		b.unref()
 		if err != nil {
 			return err

@@ -213,8 +213,8 @@ func TestSplitConcurrent(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	if n := active.Load(); n != 0 {
-		t.Errorf("%d Splits still counted as running", n)
+	if n := len(blocks); n != maxBlocks {
+		t.Errorf("%d of %d block buffers given back", n, maxBlocks)
 	}
 }
 
@@ -234,7 +234,8 @@ func (r failAt) ReadAt(p []byte, off int64) (int, error) {
 
 // TestSplitErrors: a failing read, a source shorter than promised, an
 // error from emit and a cancelled ctx each stop Split with that error,
-// after the chunks before it, and leave no goroutine behind.
+// after the chunks before it, and leave no goroutine behind and no block
+// buffer taken.
 func TestSplitErrors(t *testing.T) {
 	c, _ := newCutter(chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: smallMin, Avg: smallAvg, Max: smallMax})
 	data := testData(2<<20, 23)
@@ -275,6 +276,10 @@ func TestSplitErrors(t *testing.T) {
 		if tc.emitErr > 0 && emitted != tc.emitErr {
 			t.Errorf("%s: %d chunks emitted, want %d", tc.name, emitted, tc.emitErr)
 		}
+	}
+	// Every block buffer is back, whichever way Split stopped.
+	if n := len(blocks); n != maxBlocks {
+		t.Errorf("%d of %d block buffers given back", n, maxBlocks)
 	}
 	// Goroutines of Split are gone once it returns.
 	for i := 0; runtime.NumGoroutine() > before && i < 100; i++ {
