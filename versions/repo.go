@@ -461,8 +461,11 @@ func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent,
 	// a section of a file (a file put from disk, a mount's staging file) is
 	// cut on several cores by chunker.Split, which hands over its buffers;
 	// a stream's chunks are copied out of the chunker's one buffer.
-	chunks := func(yield func(off int64, data []byte, done func())) error {
-		for _, seg := range segs {
+	chunks := func(yield func(off int64, data []byte, done func()), segmentEnd func()) error {
+		for i, seg := range segs {
+			if i > 0 {
+				segmentEnd()
+			}
 			sr := segReader(seg)
 			if sec, ok := sr.(*io.SectionReader); ok && seg.n >= 0 {
 				err := chunker.Split(gctx, r.cfg.Chunker, sec, seg.n, 0, func(c chunker.Chunk, done func()) error {
@@ -496,20 +499,31 @@ func (r *Repo) store(ctx context.Context, src io.Reader, prefix []recipe.Extent,
 		}
 		return nil
 	}
+	// dispatchLast dispatches the chunk held back with ahead.
+	dispatchLast := func() {
+		if last != nil {
+			slots = append(slots, last)
+			size = last.ext.End() - base
+			dispatch(last, lastBuf, lastDone)
+			last, lastBuf, lastDone = nil, nil, nil
+		}
+	}
 	err := chunks(func(off int64, data []byte, done func()) {
 		s := &slot{ext: recipe.Extent{Offset: base + off, Size: int64(len(data))}}
 		if ahead {
-			if last != nil {
-				slots = append(slots, last)
-				size = last.ext.End() - base
-				dispatch(last, lastBuf, lastDone)
-			}
+			dispatchLast()
 			last, lastBuf, lastDone = s, data, done
 			return
 		}
 		slots = append(slots, s)
 		size = off + int64(len(data))
 		dispatch(s, data, done)
+	}, func() {
+		// A segment's last chunk is not the stream's: it goes now, not
+		// when the next segment's first is cut, so that it does not keep
+		// a block of the last segment's Split from the next one's (see
+		// chunker.Split's block buffers).
+		dispatchLast()
 	})
 	if lastDone != nil {
 		lastDone()
