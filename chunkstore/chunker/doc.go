@@ -94,4 +94,7 @@
 // its start falls in step with the true cuts at the first cut both make,
 // usually within a chunk or two. Split hands its read buffers to the caller
 // chunk by chunk (no copy) and takes them back when the caller is done.
+// Those buffers come from a set of six for the whole process, so that a
+// mount committing several large files at once holds six blocks, not six
+// per file.
 package chunker
