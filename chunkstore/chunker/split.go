@@ -183,10 +183,6 @@ func split(ctx context.Context, c cutter, r io.ReaderAt, n int64, workers, block
 		workers = int(nblocks)
 	}
 
-	// buffers is the window: a block takes one to be read at all, and gives
-	// it back once Split and every chunk emitted from it are done. It holds
-	// the cutting goroutines' blocks, the one Split resolves and one more
-	// whose chunks are still being stored.
 	// A stream of one block needs one buffer, as large as the stream (a
 	// small file's commit takes a small one) from the chunkers' pool.
 	// Longer ones take theirs from the process's block buffers.
@@ -198,16 +194,19 @@ func split(ctx context.Context, c cutter, r io.ReaderAt, n int64, workers, block
 		}
 		workers = max(len(taken)-2, 1)
 	}
+	// buffers is the window: a block takes one to be read at all, and gives
+	// it back once Split and every chunk emitted from it are done. It holds
+	// the cutting goroutines' blocks, the one Split resolves and one more
+	// whose chunks are still being stored.
 	window := len(taken)
 	buffers := make(chan []byte, window)
 	for _, b := range taken {
 		buffers <- b
 	}
-	// giveBack returns a buffer to where it came from. Until Split
-	// returns, a freed buffer goes back to its window; then, and when
-	// the last chunks of a block are done only after that (the caller
-	// still storing them), straight to where it came from, so that none
-	// is lost and made again.
+	// A freed buffer goes back to the window while Split runs. Once Split
+	// has returned (its caller may still be storing a block's last
+	// chunks), giveBack returns it straight to the process's block
+	// buffers or the pool, so that none is lost and made again.
 	giveBack := func(b []byte) {
 		if nblocks > 1 {
 			blocks <- b // never blocks: no more than maxBlocks exist
