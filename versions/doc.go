@@ -12,7 +12,11 @@
 //     ordered by commit time. HEAD is the newest.
 //   - A Repo joins a catalog, a chunk store and the store's config. Its Write
 //     cuts content into chunks, stores the ones the store lacks, stores the
-//     recipe and commits the version.
+//     recipe and commits the version. WritePath does the same for a path,
+//     making the file and its directories only after the content is stored,
+//     so that a write that fails or is killed leaves the namespace as it
+//     was. A file's content is cut on several cores (chunker.Split), a
+//     stream's by one chunker; both give the same chunks.
 //
 // Ordering, which is what makes crashes lose nothing committed:
 //
