@@ -23,10 +23,18 @@ func NewFixed(r io.Reader, size int) (Chunker, error) {
 	if r == nil {
 		return nil, fmt.Errorf("fixed chunker: nil reader")
 	}
-	if size < 64 || size > chunkstore.MaxChunkSize {
-		return nil, fmt.Errorf("fixed chunk size %d: need 64 <= size <= %d", size, chunkstore.MaxChunkSize)
+	if _, err := newFixedCut(size); err != nil {
+		return nil, err
 	}
 	return &fixed{r: r, buf: getBuf(size)}, nil
+}
+
+// newFixedCut checks size and returns the fixed chunker's cut rule.
+func newFixedCut(size int) (fixedCut, error) {
+	if size < 64 || size > chunkstore.MaxChunkSize {
+		return 0, fmt.Errorf("fixed chunk size %d: need 64 <= size <= %d", size, chunkstore.MaxChunkSize)
+	}
+	return fixedCut(size), nil
 }
 
 func (c *fixed) Next() (Chunk, error) {

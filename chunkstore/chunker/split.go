@@ -35,10 +35,7 @@ func newCutter(cfg chunkstore.ChunkerConfig) (cutter, error) {
 	case "fastcdc":
 		return newFastCDCCut(cfg.Min, cfg.Avg, cfg.Max)
 	case "fixed":
-		if cfg.Size < 64 || cfg.Size > chunkstore.MaxChunkSize {
-			return nil, fmt.Errorf("fixed chunk size %d: need 64 <= size <= %d", cfg.Size, chunkstore.MaxChunkSize)
-		}
-		return fixedCut(cfg.Size), nil
+		return newFixedCut(cfg.Size)
 	}
 	return nil, fmt.Errorf("unknown chunker %q", cfg.Algorithm)
 }
