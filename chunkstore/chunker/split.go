@@ -127,10 +127,9 @@ func takeBlocks(ctx context.Context, extra int) ([][]byte, error) {
 		select {
 		case b := <-blocks:
 			taken = append(taken, b)
-			continue
 		default:
+			return taken, nil // no more free: two are enough
 		}
-		break
 	}
 	return taken, nil
 }
