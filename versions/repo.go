@@ -200,6 +200,7 @@ func (r *Repo) WritePath(ctx context.Context, p string, attr Attr, dirMode uint3
 	case err == nil && !existing.IsRegular():
 		return Version{}, fmt.Errorf("not a regular file: %w", ErrInvalid)
 	case err == nil:
+		return r.Write(ctx, existing.Ino, src, mtime, progress)
 	case errors.Is(err, ErrNotExist):
 		// Whatever of dirPath exists must be directories.
 		if _, derr := r.Resolve(ctx, dirPath); derr != nil && !errors.Is(derr, ErrNotExist) {
@@ -216,9 +217,6 @@ func (r *Repo) WritePath(ctx context.Context, p string, attr Attr, dirMode uint3
 		return Version{}, err
 	}
 	v := Version{Recipe: rid, Size: rec.Size, Holes: rec.Holes(), Mtime: mtime}
-	if existing.IsRegular() {
-		return r.commit(ctx, existing.Ino, v, held, started)
-	}
 	dir, err := r.MkdirAll(ctx, dirPath, dirMode, attr.Uid, attr.Gid)
 	if err != nil {
 		return Version{}, err
