@@ -419,7 +419,7 @@ func (s *PackStore) apply(batch map[chunkstore.ID]packOp, more func(*bolt.Tx) er
 	}
 	s.mu.Unlock()
 	for _, l := range dead {
-		if f, done, err := s.file(l.pack); err == nil {
+		if _, f, done, err := s.file(l.pack); err == nil {
 			punch(f, l)
 			done()
 		}

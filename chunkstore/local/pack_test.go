@@ -639,6 +639,9 @@ func crash(t *testing.T, s *PackStore) {
 	s.mu.Lock()
 	for _, pf := range s.open {
 		pf.f.Close()
+		if pf.direct != nil {
+			pf.direct.Close()
+		}
 	}
 	s.mu.Unlock()
 	s.db.Close()
