@@ -120,7 +120,17 @@
 // CRC-32C of those and the data) and the data, starting at a multiple of
 // 4 KiB, so that punching a record out frees exactly its blocks. A file's
 // chunks are appended in order, so reading the file back reads its pack
-// sequentially, with the kernel's read-ahead.
+// sequentially.
+//
+// A record is read with one pread of its whole span. If its pages are not
+// in the page cache (cachestat(2)), the read is direct (O_DIRECT, a second
+// descriptor per pack), straight into the chunk's buffer: the layers above
+// keep what they read (the chunk cache, and the kernel's cache of the
+// mounted file), so the pack's pages would only be a third copy, and
+// filling them cost a fifth of a cold read's CPU. A record in the page
+// cache, or with pages not yet written back, is read through it; so is one
+// whose buffer is not aligned as the filesystem asks (statx
+// STATX_DIOALIGN), and every record on a filesystem without direct I/O.
 //
 // The packs are a log, and the index a checkpoint of it. The rules: a
 // record is a chunk once an fdatasync has made it durable; the index only

@@ -544,19 +544,9 @@ func (s *PackStore) file(n uint32) (pf *packFile, f *os.File, done func(), err e
 }
 
 // read reads chunk id's record at l into a buffer from alloc and returns
-// the chunk's bytes and that buffer (data lies within it).
-//
-// A record whose pages are not in the page cache is read with direct I/O,
-// straight into buf. Read through the page cache, every byte of a cold
-// read was copied twice (disk to page cache, page cache to buf) into
-// pages of two kinds, and the pack's pages were never read again: the
-// chunk cache above keeps what is read, and the kernel keeps what the
-// mount delivered. On the VMs this project runs on, fresh page cache is
-// what costs most (see kickLocked), and a cold read through the mount
-// spent a fifth of its CPU in that copy. A record that is fully cached,
-// or has pages not yet written back (a Put moments ago), is read through
-// the page cache as before: that is cheaper than the disk, and a direct
-// read would first wait for the writeback.
+// the chunk's bytes and that buffer (data lies within it). A record out of
+// the page cache is read direct, into a buffer of its whole span; see
+// "Packs" in the package documentation for why.
 func (s *PackStore) read(id chunkstore.ID, l packLoc, alloc func(int) []byte, free func([]byte)) (data, buf []byte, err error) {
 	pf, f, done, err := s.file(l.pack)
 	if err != nil {
