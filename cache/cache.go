@@ -38,10 +38,11 @@ func Plain(fetch func(context.Context) ([]byte, error)) Fetch {
 // window instead of the cache growing to its bound with fresh memory (on the
 // machines casfs is benchmarked on, first-touch page faults made a cold
 // 2 GiB read through a 1 GiB cache cost 3× the CPU of one through 64 MiB).
-// PlaceScan uses that window too, for the first pass of a sequential reader over
-// a file the cache could hold; the window's recently evicted chunks are
-// remembered (ghosts, IDs only), and a second pass caches them in the main
-// LRU, as 2Q does.
+// PlaceScan, for a sequential reader of a file the cache could hold, puts
+// its chunks in room the main LRU has free (short of the window's), and
+// once there is none, in that window too; the window's recently evicted
+// chunks are remembered (ghosts, IDs only), and a second pass caches them in
+// the main LRU, as 2Q does.
 //
 // Chunk memory is reused: the buffer of an evicted chunk goes back to the
 // cache's pool for the next fetch, once nobody holds the chunk. So every
@@ -139,6 +140,7 @@ type call struct {
 	waiters  int  // Acquires waiting for the result
 	prefetch bool // started by Prefetch: counts in prefetching
 	stream   bool // cached in the stream LRU (PlaceStream, or PlaceScan of a new chunk)
+	scan     bool // stream for PlaceScan: the main LRU after all if it has room
 	removed  bool // Remove came while in flight: do not cache the result
 }
 
@@ -236,18 +238,23 @@ const (
 	PlaceStream
 	// PlaceScan is for a sequential reader of a file that the cache
 	// could hold, but that may well be read only once (a copy, a
-	// checksum, a backup): the stream window, unless the window let go
-	// of the chunk lately, which means the file is being read again:
-	// then the main LRU.
+	// checksum, a backup). Its chunks take room the main LRU has free,
+	// short of the window's: they push nothing out, and a file read once
+	// after the mount is then cached for the random reads that often
+	// follow (a database, an archive's index). Once there is no room,
+	// they go to the stream window, unless the window let go of the
+	// chunk lately, which means the file is being read again: then the
+	// main LRU.
 	//
-	// The first pass of such a reader thus reuses the window's memory
-	// instead of filling the cache with fresh memory, which costs more
-	// than the read itself on machines whose memory is handed out lazily
-	// (virtual machines whose free pages go back to the host; see
-	// docs/BENCHMARKS.md), and leaves what other readers cached alone;
-	// the kernel's page cache keeps what the reader read. A second pass
-	// costs one more fetch per chunk and caches the file for the passes
-	// after it.
+	// In the window, the first pass reuses the window's memory and
+	// leaves what other readers cached alone; the kernel's page cache
+	// keeps what the reader read. A second pass costs one more fetch per
+	// chunk and caches the file for the passes after it. Filling free
+	// room costs fresh memory, which on the VMs casfs is benchmarked on
+	// (free pages go back to the host) more than doubled the CPU of a
+	// first cold read of 1 GiB; but it is paid once per mount, not per
+	// read, and random reads of the file after it ran nearly twice as
+	// fast (see docs/BENCHMARKS.md).
 	PlaceScan
 )
 
@@ -283,6 +290,7 @@ func (c *Cache) acquire(ctx context.Context, id chunkstore.ID, fetch Fetch, p Pl
 		}
 		cl = c.startLocked(id, false)
 		cl.stream = c.inWindowLocked(id, p)
+		cl.scan = cl.stream && p == PlaceScan
 	}
 	cl.waiters++
 	c.mu.Unlock()
@@ -348,6 +356,7 @@ func (c *Cache) PrefetchIn(id chunkstore.ID, fetch Fetch, p Place) bool {
 	}
 	cl := c.startLocked(id, true)
 	cl.stream = c.inWindowLocked(id, p)
+	cl.scan = cl.stream && p == PlaceScan
 	c.mu.Unlock()
 	go c.run(context.Background(), id, cl, fetch)
 	return true
@@ -384,7 +393,13 @@ func (c *Cache) run(ctx context.Context, id chunkstore.ID, cl *call, fetch Fetch
 		}
 		e.refs.Store(refs + 1) // +1 for run itself until the end
 		if keep {
-			c.addLocked(id, e, cl.stream)
+			// A scan's chunk takes room nobody uses in the main LRU,
+			// short of the window's: it pushes nothing out, the window
+			// keeps its room for the rest of the scan (a prefetched
+			// chunk evicted before its read would come back as a
+			// ghost, into the main LRU), and the file stays cached.
+			roomy := c.size+e.cost() <= c.max-c.streamMax
+			c.addLocked(id, e, cl.stream && !(cl.scan && roomy))
 		}
 		cl.e = e
 		e.release() // run's own

@@ -20,9 +20,10 @@
 // its reader asks for PlaceStream instead, which keeps its chunks in a
 // small window of their own (a sixteenth of the cache, 64 MiB at least)
 // whose buffers are reused as it slides. A sequential reader of a file
-// between the window and the cache in size asks for PlaceScan: its first
-// pass goes through the window too, and a second caches the file. Files no
-// larger than the window, and random readers, are cached as any other.
+// between the window and the cache in size asks for PlaceScan: its chunks
+// fill room the cache has free, and once there is none its first pass goes
+// through the window too, and a second caches the file. Files no larger
+// than the window, and random readers, are cached as any other.
 //
 // Chunks enter the cache only from the verified store (chunkstore.Encoded
 // checks every chunk against its fingerprint), so what the cache hands out

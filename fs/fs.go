@@ -202,8 +202,9 @@ func (f *FS) readRecipe(ctx context.Context, rec *recipe.Recipe, dest []byte, of
 // sequential reader of a file larger than the cache streams it: its chunks
 // could not all stay cached for a second pass anyway, and would only push
 // out what other readers use. One of a smaller file that is still more than
-// the stream window scans it: the first pass (a cp, a checksum) goes
-// through the window, a second caches the file. Everything else, random
+// the stream window scans it: the first pass (a cp, a checksum) fills what
+// room the cache has free, then goes through the window, and a second
+// caches the rest of the file. Everything else, random
 // readers and small files, goes in the main LRU. See cache.Cache.
 func (f *FS) place(rec *recipe.Recipe, seq bool) cache.Place {
 	switch c := f.cache.Cache; {

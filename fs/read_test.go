@@ -98,9 +98,10 @@ func TestLargeFileStreamsPastCache(t *testing.T) {
 }
 
 // TestMidSizeFileScans: a sequential reader of a file the cache could hold
-// but its stream window cannot reads it through the window the first time
-// (the cache grows no larger than the window), and a second read caches it:
-// the third misses nothing.
+// but its stream window cannot caches what fits in the room the cache has
+// free and reads the rest through the window, pushing out nothing another
+// file cached; a second read caches the rest, and the third misses nothing.
+// In an empty cache, the first read caches the whole file.
 func TestMidSizeFileScans(t *testing.T) {
 	m := mountChunked(t, chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 64 << 10, Avg: 256 << 10, Max: 1 << 20},
 		func(o *Options) { o.CacheBytes = 16 << 20; o.ReadAhead = 4 })
@@ -108,24 +109,42 @@ func TestMidSizeFileScans(t *testing.T) {
 	if w := c.StreamMax(); w != 8<<20 {
 		t.Fatalf("stream window %d; the test assumes 8 MiB", w)
 	}
-	mid := randBytes(12<<20, 33)
+	other, mid := randBytes(6<<20, 34), randBytes(12<<20, 33)
+	mustWrite(t, m.path("other"), other)
 	mustWrite(t, m.path("mid"), mid)
-	read := func() int64 {
+	read := func(name string, data []byte) int64 {
 		t.Helper()
 		_, m0 := c.Stats()
-		readDirect(t, m.path("mid"), mid)
+		readDirect(t, m.path(name), data)
 		_, m1 := c.Stats()
 		return m1 - m0
 	}
-	read()
-	if s := c.Size(); s > 8<<20+1<<20 {
-		t.Errorf("after the first read the cache holds %d bytes: more than the stream window", s)
+	if n := read("mid", mid); n == 0 {
+		t.Fatal("the first read of mid missed nothing: the test wants an empty cache")
 	}
-	if n := read(); n == 0 {
-		t.Error("second read missed nothing: the first one filled the main cache")
+	if n := read("mid", mid); n != 0 {
+		t.Errorf("second read of mid into an empty cache missed %d times: the first did not cache it", n)
 	}
-	if n := read(); n != 0 {
-		t.Errorf("third read missed the cache %d times: the second one did not cache the file", n)
+
+	// Again, with the cache holding another file first.
+	m2 := mountChunked(t, chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 64 << 10, Avg: 256 << 10, Max: 1 << 20},
+		func(o *Options) { o.CacheBytes = 16 << 20; o.ReadAhead = 4 })
+	m, c = m2, m2.fs.cache.Cache
+	mustWrite(t, m.path("other"), other)
+	mustWrite(t, m.path("mid"), mid)
+	read("other", other)
+	read("mid", mid)
+	if s := c.Size(); s > 16<<20 {
+		t.Errorf("after the first read of mid the cache holds %d bytes, more than its 16 MiB", s)
+	}
+	if n := read("other", other); n != 0 {
+		t.Errorf("reading mid pushed %d chunks of the other file out of the cache", n)
+	}
+	if n := read("mid", mid); n == 0 {
+		t.Error("second read of mid missed nothing: the first one pushed other chunks out to cache it all")
+	}
+	if n := read("mid", mid); n != 0 {
+		t.Errorf("third read of mid missed the cache %d times: the second one did not cache the file", n)
 	}
 }
 
