@@ -554,16 +554,23 @@ func (s *PackStore) read(id chunkstore.ID, l packLoc, alloc func(int) []byte, fr
 	}
 	defer done()
 	want := recHeader + int(l.n)
-	n := -1
+	var n int
+	read := false
 	if d := s.directFile(pf); d != nil && !isCached(f, l.off, want) {
 		buf = alloc(int(l.span()))
 		if d.fits(buf, l.off) {
-			n, err = d.pread(buf, l.off)
-		} else {
+			n, err = directPread(d, buf, l.off)
+			read = true
+			if err == unix.EINVAL {
+				d.refused.Store(true)
+				read, err = false, nil
+			}
+		}
+		if !read {
 			free(buf)
 		}
 	}
-	if n < 0 {
+	if !read {
 		buf = alloc(want)
 		err = withFd(f, func(fd int) (err error) {
 			n, err = unix.Pread(fd, buf, l.off)

@@ -2,6 +2,7 @@ package local
 
 import (
 	"os"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -13,6 +14,11 @@ type directFile struct {
 	f        *os.File
 	memAlign uintptr // a buffer's address
 	offAlign int64   // a read's offset and length
+	// refused is set once a direct read failed with EINVAL: the
+	// filesystem took O_DIRECT and the alignment it gave, and then
+	// refused the read after all (some FUSE and network filesystems do).
+	// The pack is read through the page cache from then on.
+	refused atomic.Bool
 }
 
 // How read chooses between direct and page-cache reads: by the page cache
@@ -48,6 +54,9 @@ func (s *PackStore) directFile(pf *packFile) *directFile {
 		}
 		pf.direct = &directFile{f: f, memAlign: uintptr(st.Dio_mem_align), offAlign: int64(st.Dio_offset_align)}
 	})
+	if pf.direct == nil || pf.direct.refused.Load() {
+		return nil
+	}
 	return pf.direct
 }
 
@@ -61,8 +70,9 @@ func (d *directFile) fits(buf []byte, off int64) bool {
 }
 
 // pread reads into buf at off, bypassing the page cache. A record at the end
-// of a pack may end before its span does: the read is then short.
-func (d *directFile) pread(buf []byte, off int64) (n int, err error) {
+// of a pack may end before its span does: the read is then short. It is a
+// variable so tests can make the filesystem refuse.
+var directPread = func(d *directFile, buf []byte, off int64) (n int, err error) {
 	err = withFd(d.f, func(fd int) (err error) {
 		for {
 			n, err = unix.Pread(fd, buf, off)

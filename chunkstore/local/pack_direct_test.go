@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"testing"
 
@@ -164,3 +165,39 @@ type lender struct{ skew int }
 
 func (l *lender) Get(n int) []byte { return make([]byte, n+l.skew)[l.skew:] }
 func (l *lender) Put([]byte)       {}
+
+// TestPackDirectRefused: a filesystem that takes O_DIRECT and then refuses
+// the reads (EINVAL) gets them through the page cache instead, and is not
+// asked again for that pack.
+func TestPackDirectRefused(t *testing.T) {
+	withDirectReads(t, directAlways)
+	s := mustOpenPacks(t, newPackStore(t), Options{})
+	seeds := []uint64{100, 101, 102}
+	var ids []chunkstore.ID
+	for _, seed := range seeds {
+		ids = append(ids, put(t, s, seed))
+	}
+	requireDirect(t, s, ids[0])
+	dropCache(t, s)
+	calls := 0
+	old := directPread
+	directPread = func(*directFile, []byte, int64) (int, error) { calls++; return 0, unix.EINVAL }
+	t.Cleanup(func() { directPread = old })
+	for i, id := range ids {
+		if _, want := testChunk(seeds[i]); !bytes.Equal(mustGet(t, s, id), want) {
+			t.Fatalf("chunk %d: wrong bytes after the direct read was refused", i)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("%d direct reads tried; want 1, then none for that pack", calls)
+	}
+	// Another error is an error: it is not retried through the page cache.
+	l, _, _ := s.locate(ids[0])
+	pf, _, done, _ := s.file(l.pack)
+	done()
+	pf.direct.refused.Store(false)
+	directPread = func(*directFile, []byte, int64) (int, error) { return -1, unix.EIO }
+	if _, err := s.Get(context.Background(), ids[0]); !errors.Is(err, unix.EIO) {
+		t.Errorf("Get with the disk failing: %v; want EIO", err)
+	}
+}
