@@ -143,7 +143,7 @@ type packFile struct {
 	// open until Close.
 	ours bool
 
-	// The pack opened again with O_DIRECT for reads (see readDirect),
+	// The pack opened again with O_DIRECT for reads (see directFile),
 	// on first use; nil where the filesystem does not do direct I/O.
 	directOnce sync.Once
 	direct     *directFile

@@ -69,7 +69,7 @@ func (d *directFile) fits(buf []byte, off int64) bool {
 		off%d.offAlign == 0 && int64(len(buf))%d.offAlign == 0
 }
 
-// pread reads into buf at off, bypassing the page cache. A record at the end
+// directPread reads into buf at off, bypassing the page cache. A record at the end
 // of a pack may end before its span does: the read is then short. It is a
 // variable so tests can make the filesystem refuse.
 var directPread = func(d *directFile, buf []byte, off int64) (n int, err error) {
