@@ -110,7 +110,6 @@ func TestMidSizeFileScans(t *testing.T) {
 		t.Fatalf("stream window %d; the test assumes 8 MiB", w)
 	}
 	other, mid := randBytes(6<<20, 34), randBytes(12<<20, 33)
-	mustWrite(t, m.path("other"), other)
 	mustWrite(t, m.path("mid"), mid)
 	read := func(name string, data []byte) int64 {
 		t.Helper()
