@@ -1,6 +1,10 @@
 package cache
 
 import (
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 	"math/bits"
 	"sync"
 )
@@ -59,7 +63,9 @@ func (p *bufPool) Get(n int) []byte {
 		}
 	}
 	p.mu.Unlock()
-	return make([]byte, n, c)
+	b := make([]byte, n, c)
+	prefault(b)
+	return b
 }
 
 // Put keeps b for reuse if it is a pooled size and there is room.
@@ -74,4 +80,25 @@ func (p *bufPool) Put(b []byte) {
 		p.held += int64(c)
 	}
 	p.mu.Unlock()
+}
+
+// prefault faults in b's pages with one madvise(MADV_POPULATE_WRITE) (Linux
+// 5.14; a no-op before). A new buffer's pages are fresh memory, and on this
+// project's VMs each first touch is expensive; the decompressor writing a
+// chunk into a new buffer touched them one fault at a time, and a first
+// cold read of a 1 GiB compressible file took 5.4-6.1 s of CPU, against
+// 4.0-4.2 with the faults taken in one call (direct reads into a buffer
+// already fault theirs in the kernel, in batches). Whole pages of b only.
+func prefault(b []byte) {
+	ps := os.Getpagesize()
+	p := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) % uintptr(ps))
+	start := 0
+	if p != 0 {
+		start = ps - p
+	}
+	end := start + (len(b)-start)/ps*ps
+	if end <= start {
+		return
+	}
+	_ = unix.Madvise(b[start:end], unix.MADV_POPULATE_WRITE)
 }

@@ -1,6 +1,12 @@
 package cache
 
-import "testing"
+import (
+	"os"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
 
 func TestClassSize(t *testing.T) {
 	prev := 0
@@ -58,5 +64,29 @@ func TestBufPool(t *testing.T) {
 	}
 	if _, ok := p.free[700<<10+1]; ok {
 		t.Fatal("a buffer that is not of a class was kept")
+	}
+}
+
+// TestBufPoolPrefaults: a new pooled buffer's pages are resident before
+// anyone writes to it (see prefault).
+func TestBufPoolPrefaults(t *testing.T) {
+	p := newBufPool(0)
+	b := p.Get(1 << 20)
+	ps := os.Getpagesize()
+	off := ps - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))%uintptr(ps))
+	if off == ps {
+		off = 0
+	}
+	whole := b[off : off+(len(b)-off)/ps*ps]
+	vec := make([]byte, len(whole)/ps)
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&whole[0])), uintptr(len(whole)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatal(e)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	if n != len(vec) {
+		t.Errorf("%d of %d pages of a new buffer are resident; want all", n, len(vec))
 	}
 }
