@@ -1,12 +1,12 @@
 package cache
 
 import (
+	"math/bits"
 	"os"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-	"math/bits"
-	"sync"
 )
 
 // Buffer sizes the pool deals in. Smaller chunks are allocated and left
@@ -83,7 +83,7 @@ func (p *bufPool) Put(b []byte) {
 }
 
 // prefault faults in b's pages with one madvise(MADV_POPULATE_WRITE) (Linux
-// 5.14; a no-op before). A new buffer's pages are fresh memory, and on this
+// 5.14; before, the call fails and nothing changes). A new buffer's pages are fresh memory, and on this
 // project's VMs each first touch is expensive; the decompressor writing a
 // chunk into a new buffer touched them one fault at a time, and a first
 // cold read of a 1 GiB compressible file took 5.4-6.1 s of CPU, against
