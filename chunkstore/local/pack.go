@@ -558,7 +558,7 @@ func (s *PackStore) read(id chunkstore.ID, l packLoc, alloc func(int) []byte, fr
 	read := false
 	if d := s.directFile(pf); d != nil && !isCached(f, l.off, want) {
 		buf = alloc(int(l.span()))
-		if d.fits(buf, l.off) {
+		if d.fits(buf) {
 			n, err = directPread(d, buf, l.off)
 			read = true
 			if err == unix.EINVAL {

@@ -9,11 +9,10 @@ import (
 )
 
 // directFile is a pack opened with O_DIRECT for reading, and the alignment
-// the filesystem asks of direct reads of it (statx's STATX_DIOALIGN).
+// the filesystem asks of a direct read's buffer (statx's STATX_DIOALIGN).
 type directFile struct {
 	f        *os.File
-	memAlign uintptr // a buffer's address
-	offAlign int64   // a read's offset and length
+	memAlign uintptr
 	// refused is set once a direct read failed with EINVAL: the
 	// filesystem took O_DIRECT and the alignment it gave, and then
 	// refused the read after all (some FUSE and network filesystems do).
@@ -47,12 +46,15 @@ func (s *PackStore) directFile(pf *packFile) *directFile {
 		err = withFd(f, func(fd int) error {
 			return unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_DIOALIGN, &st)
 		})
+		// Records and their spans are aligned to recAlign: direct reads
+		// of them need an offset alignment no larger (a power of two, so
+		// a divisor).
 		if err != nil || st.Mask&unix.STATX_DIOALIGN == 0 || st.Dio_mem_align == 0 || st.Dio_offset_align == 0 ||
 			st.Dio_offset_align > recAlign {
 			f.Close()
 			return
 		}
-		pf.direct = &directFile{f: f, memAlign: uintptr(st.Dio_mem_align), offAlign: int64(st.Dio_offset_align)}
+		pf.direct = &directFile{f: f, memAlign: uintptr(st.Dio_mem_align)}
 	})
 	if pf.direct == nil || pf.direct.refused.Load() {
 		return nil
@@ -60,13 +62,13 @@ func (s *PackStore) directFile(pf *packFile) *directFile {
 	return pf.direct
 }
 
-// fits reports whether a direct read into buf at off meets the alignment:
-// records start on recAlign boundaries and spans are whole multiples of it,
-// so only the buffer's address can miss (the Go runtime page-aligns large
-// allocations, small ones may not be).
-func (d *directFile) fits(buf []byte, off int64) bool {
-	return len(buf) > 0 && uintptr(unsafe.Pointer(unsafe.SliceData(buf)))%d.memAlign == 0 &&
-		off%d.offAlign == 0 && int64(len(buf))%d.offAlign == 0
+// fits reports whether a direct read into buf meets the alignment. Records
+// start on recAlign boundaries and spans are whole multiples of it, and
+// directFile takes only filesystems whose offset alignment divides it
+// (alignments are powers of two), so only the buffer's address can miss:
+// the Go runtime page-aligns large allocations, small ones may not be.
+func (d *directFile) fits(buf []byte) bool {
+	return len(buf) > 0 && uintptr(unsafe.Pointer(unsafe.SliceData(buf)))%d.memAlign == 0
 }
 
 // directPread reads into buf at off, bypassing the page cache. A record at the end
