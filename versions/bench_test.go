@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -87,15 +86,7 @@ func BenchmarkPutDedup(b *testing.B) {
 func BenchmarkPutDedupFile(b *testing.B) {
 	r, ino := openLocalBench(b)
 	data := chunkstoretest.RandomBytes(2000, benchSize)
-	name := filepath.Join(b.TempDir(), "data")
-	if err := os.WriteFile(name, data, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
+	f := fileOf(b, data)
 	benchWrite(b, r, ino, data)
 	b.SetBytes(benchSize)
 	b.ResetTimer()

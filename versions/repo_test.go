@@ -285,6 +285,23 @@ func firstDiff(a, b []byte) int {
 
 func randomBytes(seed uint64, n int) []byte { return chunkstoretest.RandomBytes(seed, n) }
 
+// fileOf writes data to a file in a temp dir and returns it open for
+// reading, as a section: what Write cuts as a file (chunker.Split) rather
+// than as a stream. The file is closed when the test ends.
+func fileOf(tb testing.TB, data []byte) *io.SectionReader {
+	tb.Helper()
+	name := filepath.Join(tb.TempDir(), "data")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { f.Close() })
+	return io.NewSectionReader(f, 0, int64(len(data)))
+}
+
 func concat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 // countingStore counts the calls that reach the store below it, and which
@@ -570,17 +587,8 @@ func TestWriteFileSameAsStream(t *testing.T) {
 	data := randomBytes(30, 50*miB+12345)
 	clear(data[15*miB : 18*miB])
 	copy(data[33*miB:], bytes.Repeat([]byte{7}, 2*miB))
-	name := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(name, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	ctx := context.Background()
-	vf, err := r.Write(ctx, r.create("/file").Ino, io.NewSectionReader(f, 0, int64(len(data))), time.Time{}, nil)
+	vf, err := r.Write(ctx, r.create("/file").Ino, fileOf(t, data), time.Time{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
