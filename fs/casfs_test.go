@@ -351,11 +351,7 @@ func TestCorruptChunkIsEIO(t *testing.T) {
 	f.Close()
 	// Reads must reach the store: not the staging file, which stays until
 	// the kernel's asynchronous RELEASE, nor the kernel's page cache.
-	waitFor(t, "the staging files to go", func() bool {
-		m.fs.mu.Lock()
-		defer m.fs.mu.Unlock()
-		return len(m.fs.open) == 0
-	})
+	m.unstaged(t)
 	if f, err := os.Open(m.path("bad")); err == nil {
 		unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
 		f.Close()
@@ -399,6 +395,19 @@ func TestStagingFullIsENOSPC(t *testing.T) {
 	if got, err := os.ReadFile(m.path("kept")); err != nil || string(got) != "committed before the disk filled" {
 		t.Fatalf("committed file after ENOSPC: %q %v", got, err)
 	}
+}
+
+// unstaged waits until no file of m has a staging file: until then, reads
+// of a file just written and closed are served from its staging file (kept
+// until the kernel's asynchronous RELEASE) rather than through the chunk
+// cache and the store.
+func (m *testMount) unstaged(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the staging files to go", func() bool {
+		m.fs.mu.Lock()
+		defer m.fs.mu.Unlock()
+		return len(m.fs.open) == 0
+	})
 }
 
 // waitFor polls cond until it holds or a deadline passes: RELEASE reaches

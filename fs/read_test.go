@@ -23,6 +23,7 @@ func TestReadsThroughReusedChunkBuffers(t *testing.T) {
 	for name, data := range files {
 		mustWrite(t, m.path(name), data)
 	}
+	m.unstaged(t)
 	h0, m0 := m.fs.cache.Cache.Stats()
 	var wg sync.WaitGroup
 	for g := 0; g < 6; g++ {
@@ -85,6 +86,7 @@ func TestLargeFileStreamsPastCache(t *testing.T) {
 	small, large := randBytes(2<<20, 31), randBytes(24<<20, 32)
 	mustWrite(t, m.path("small"), small)
 	mustWrite(t, m.path("large"), large)
+	m.unstaged(t)
 	readDirect(t, m.path("small"), small)
 	readDirect(t, m.path("large"), large)
 	_, m0 := m.fs.cache.Cache.Stats()
@@ -111,6 +113,7 @@ func TestMidSizeFileScans(t *testing.T) {
 	}
 	other, mid := randBytes(6<<20, 34), randBytes(12<<20, 33)
 	mustWrite(t, m.path("mid"), mid)
+	m.unstaged(t)
 	read := func(name string, data []byte) int64 {
 		t.Helper()
 		_, m0 := c.Stats()
@@ -131,6 +134,7 @@ func TestMidSizeFileScans(t *testing.T) {
 	m, c = m2, m2.fs.cache.Cache
 	mustWrite(t, m.path("other"), other)
 	mustWrite(t, m.path("mid"), mid)
+	m.unstaged(t)
 	read("other", other)
 	read("mid", mid)
 	if s := c.Size(); s > 16<<20 {
@@ -160,6 +164,7 @@ func TestReadAheadFitsTheWindow(t *testing.T) {
 	}
 	data := randBytes(24<<20, 34)
 	mustWrite(t, m.path("big"), data)
+	m.unstaged(t)
 	f0 := c.Fetches()
 	readDirect(t, m.path("big"), data)
 	// The 24 chunks, plus the recipe if it was not cached yet.
