@@ -1,7 +1,8 @@
 // Package integration drives real casfs mounts with real programs: cp, diff,
 // tar, sha256sum, git, sqlite3, stress-ng's filesystem stressors, dbench's
-// file-server load and shell redirections, each run as its own process against a `casfs mount` that
-// runs as a subprocess too, the way a user runs it.
+// file-server load and shell redirections, each run as its own process
+// against a `casfs mount` that runs as a subprocess too, the way a user
+// runs it.
 //
 // It holds only tests. TestMain builds the casfs binary once into a temp
 // directory (with -race when CASFS_INTEGRATION_RACE is set: about 3× slower,
@@ -27,7 +28,8 @@
 // longer and a broken casfs fails instead of hanging.
 //
 // External tools (fusermount3 and /dev/fuse, git, sqlite3, tar, diff,
-// sha256sum, stress-ng, dbench) are required when CASFS_REQUIRE_EXTERNAL is set, as
-// scripts/test.sh does in CI: a missing one fails the test there, and skips
-// it, with the reason, elsewhere. scripts/install-deps.sh installs them.
+// sha256sum, stress-ng, dbench) are required when CASFS_REQUIRE_EXTERNAL is
+// set, as scripts/test.sh does in CI: a missing one fails the test there,
+// and skips it, with the reason, elsewhere. scripts/install-deps.sh
+// installs them.
 package integration

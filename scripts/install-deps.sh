@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what casfs needs on Debian 12 that a fresh machine may lack:
 # fuse3 (fusermount3, for mounting), the programs the integration tests drive
-# on a mount (git, sqlite3, tar, diff, find/xargs, stress-ng, dbench; CI fails rather than skips
-# without them), and with --bench the peers the benchmarks compare against.
+# on a mount (git, sqlite3, tar, diff, find/xargs, stress-ng, dbench; CI
+# fails rather than skips without them), and with --bench the peers the
+# benchmarks compare against.
 # Go itself is expected at /usr/local/go or on PATH.
 set -euo pipefail
 pkgs=(fuse3 git sqlite3 tar diffutils findutils stress-ng dbench)
