@@ -288,9 +288,7 @@ func (c *Cache) acquire(ctx context.Context, id chunkstore.ID, fetch Fetch, p Pl
 			c.mu.Unlock()
 			return Ref{}, ErrClosed
 		}
-		cl = c.startLocked(id, false)
-		cl.stream = c.inWindowLocked(id, p)
-		cl.scan = cl.stream && p == PlaceScan
+		cl = c.startLocked(id, p, false)
 	}
 	cl.waiters++
 	c.mu.Unlock()
@@ -354,17 +352,18 @@ func (c *Cache) PrefetchIn(id chunkstore.ID, fetch Fetch, p Place) bool {
 		c.mu.Unlock()
 		return false
 	}
-	cl := c.startLocked(id, true)
-	cl.stream = c.inWindowLocked(id, p)
-	cl.scan = cl.stream && p == PlaceScan
+	cl := c.startLocked(id, p, true)
 	c.mu.Unlock()
 	go c.run(context.Background(), id, cl, fetch)
 	return true
 }
 
-// startLocked registers a fetch of id. c.mu must be held.
-func (c *Cache) startLocked(id chunkstore.ID, prefetch bool) *call {
+// startLocked registers a fetch of id, to be cached where p says. c.mu
+// must be held.
+func (c *Cache) startLocked(id chunkstore.ID, p Place, prefetch bool) *call {
 	cl := &call{done: make(chan struct{}), prefetch: prefetch}
+	cl.stream = c.inWindowLocked(id, p)
+	cl.scan = cl.stream && p == PlaceScan
 	c.inflight[id] = cl
 	c.fetches++
 	c.runs.Add(1)
