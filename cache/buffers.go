@@ -82,23 +82,30 @@ func (p *bufPool) Put(b []byte) {
 	p.mu.Unlock()
 }
 
-// prefault faults in b's pages with one madvise(MADV_POPULATE_WRITE) (Linux
-// 5.14; before, the call fails and nothing changes). A new buffer's pages are fresh memory, and on this
-// project's VMs each first touch is expensive; the decompressor writing a
-// chunk into a new buffer touched them one fault at a time, and a first
-// cold read of a 1 GiB compressible file took 5.4-6.1 s of CPU, against
-// 4.0-4.2 with the faults taken in one call (direct reads into a buffer
-// already fault theirs in the kernel, in batches). Whole pages of b only.
+// prefault faults in b's pages with one madvise(MADV_POPULATE_WRITE)
+// (Linux 5.14; before, the call fails and nothing changes). A new buffer's
+// pages are fresh memory, and on this project's VMs each first touch is
+// expensive; the decompressor writing a chunk into a new buffer touched
+// them one fault at a time, and a first cold read of a 1 GiB compressible
+// file took 5.4-6.1 s of CPU, against 4.0-4.2 with the faults taken in one
+// call (direct reads into a buffer already fault theirs in the kernel, in
+// batches).
 func prefault(b []byte) {
+	if w := wholePages(b); len(w) > 0 {
+		_ = unix.Madvise(w, unix.MADV_POPULATE_WRITE)
+	}
+}
+
+// wholePages returns the part of b made of whole pages (madvise and
+// mincore take page-aligned ranges).
+func wholePages(b []byte) []byte {
 	ps := os.Getpagesize()
-	p := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) % uintptr(ps))
 	start := 0
-	if p != 0 {
+	if p := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) % uintptr(ps)); p != 0 {
 		start = ps - p
 	}
-	end := start + (len(b)-start)/ps*ps
-	if end <= start {
-		return
+	if start >= len(b) {
+		return nil
 	}
-	_ = unix.Madvise(b[start:end], unix.MADV_POPULATE_WRITE)
+	return b[start : start+(len(b)-start)/ps*ps]
 }

@@ -72,13 +72,8 @@ func TestBufPool(t *testing.T) {
 func TestBufPoolPrefaults(t *testing.T) {
 	p := newBufPool(0)
 	b := p.Get(1 << 20)
-	ps := os.Getpagesize()
-	off := ps - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))%uintptr(ps))
-	if off == ps {
-		off = 0
-	}
-	whole := b[off : off+(len(b)-off)/ps*ps]
-	vec := make([]byte, len(whole)/ps)
+	whole := wholePages(b)
+	vec := make([]byte, len(whole)/os.Getpagesize())
 	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&whole[0])), uintptr(len(whole)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
 		t.Fatal(e)
 	}
