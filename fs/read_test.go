@@ -105,8 +105,11 @@ func TestLargeFileStreamsPastCache(t *testing.T) {
 // file cached; a second read caches the rest, and the third misses nothing.
 // In an empty cache, the first read caches the whole file.
 func TestMidSizeFileScans(t *testing.T) {
-	m := mountChunked(t, chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 64 << 10, Avg: 256 << 10, Max: 1 << 20},
-		func(o *Options) { o.CacheBytes = 16 << 20; o.ReadAhead = 4 })
+	newMount := func() *testMount {
+		return mountChunked(t, chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 64 << 10, Avg: 256 << 10, Max: 1 << 20},
+			func(o *Options) { o.CacheBytes = 16 << 20; o.ReadAhead = 4 })
+	}
+	m := newMount()
 	c := m.fs.cache.Cache
 	if w := c.StreamMax(); w != 8<<20 {
 		t.Fatalf("stream window %d; the test assumes 8 MiB", w)
@@ -129,9 +132,8 @@ func TestMidSizeFileScans(t *testing.T) {
 	}
 
 	// Again, with the cache holding another file first.
-	m2 := mountChunked(t, chunkstore.ChunkerConfig{Algorithm: "fastcdc", Min: 64 << 10, Avg: 256 << 10, Max: 1 << 20},
-		func(o *Options) { o.CacheBytes = 16 << 20; o.ReadAhead = 4 })
-	m, c = m2, m2.fs.cache.Cache
+	m = newMount()
+	c = m.fs.cache.Cache
 	mustWrite(t, m.path("other"), other)
 	mustWrite(t, m.path("mid"), mid)
 	m.unstaged(t)
