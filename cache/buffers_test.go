@@ -1,7 +1,12 @@
 package cache
 
 import (
+	"bufio"
+	"bytes"
+	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -34,7 +39,7 @@ func TestClassSize(t *testing.T) {
 }
 
 func TestBufPool(t *testing.T) {
-	p := newBufPool(3 << 20)
+	p := newBufPool(3<<20, 0)
 	a := p.Get(700 << 10)
 	if len(a) != 700<<10 || cap(a) != classSize(700<<10) {
 		t.Fatalf("Get: len %d cap %d", len(a), cap(a))
@@ -70,7 +75,7 @@ func TestBufPool(t *testing.T) {
 // TestBufPoolPrefaults: a new pooled buffer's pages are resident before
 // anyone writes to it (see prefault).
 func TestBufPoolPrefaults(t *testing.T) {
-	p := newBufPool(0)
+	p := newBufPool(0, 0)
 	b := p.Get(1 << 20)
 	whole := wholePages(b)
 	vec := make([]byte, len(whole)/os.Getpagesize())
@@ -84,4 +89,124 @@ func TestBufPoolPrefaults(t *testing.T) {
 	if n != len(vec) {
 		t.Errorf("%d of %d pages of a new buffer are resident; want all", n, len(vec))
 	}
+}
+
+// TestBufPoolSlabs: new buffers are cut from huge-page-aligned slabs, up to
+// slabMax, without overlapping, and come back for reuse even when the pool
+// keeps no plain buffers (max 0); past slabMax they are plain allocations.
+func TestBufPoolSlabs(t *testing.T) {
+	p := newBufPool(0, minSlabbed)
+	const n = 8 << 20 // a class of its own: four per slab
+	var got [][]byte
+	for i := 0; i < int(minSlabbed/n); i++ {
+		b := p.Get(n)
+		if len(b) != n || cap(b) != n {
+			t.Fatalf("Get(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		if a := uintptr(unsafe.Pointer(&b[0])); a%uintptr(os.Getpagesize()) != 0 {
+			t.Fatalf("buffer %d at %#x is not page-aligned (direct reads need that)", i, a)
+		}
+		p.mu.Lock()
+		in := p.inSlab(b)
+		p.mu.Unlock()
+		if !in {
+			t.Fatalf("buffer %d is not in a slab, with %d of %d bytes of slabs cut", i, p.slabbed, p.slabMax)
+		}
+		for j, o := range got {
+			if &o[:1][0] == &b[:1][0] || (uintptr(unsafe.Pointer(&o[0])) < uintptr(unsafe.Pointer(&b[0]))+n &&
+				uintptr(unsafe.Pointer(&b[0])) < uintptr(unsafe.Pointer(&o[0]))+n) {
+				t.Fatalf("buffers %d and %d overlap", j, i)
+			}
+		}
+		got = append(got, b)
+	}
+	for _, s := range p.slabs {
+		if a := uintptr(unsafe.Pointer(&s[0])); a%hugePage != 0 || len(s) != slabSize {
+			t.Fatalf("slab at %#x of %d bytes: not a huge-page-aligned %d", a, len(s), slabSize)
+		}
+	}
+	if p.slabbed != minSlabbed {
+		t.Fatalf("%d bytes of slabs for %d of buffers", p.slabbed, minSlabbed)
+	}
+	// Past slabMax: a plain buffer, which a pool of max 0 does not keep.
+	plain := p.Get(n)
+	p.mu.Lock()
+	in := p.inSlab(plain)
+	p.mu.Unlock()
+	if in {
+		t.Fatal("a buffer past slabMax came from a slab")
+	}
+	p.Put(plain)
+	if len(p.free[n]) != 0 {
+		t.Fatal("a plain buffer was kept by a pool of max 0")
+	}
+	// Slab buffers all come back, and are what Get hands out next.
+	for _, b := range got {
+		p.Put(b)
+	}
+	if len(p.free[n]) != len(got) || p.held != 0 {
+		t.Fatalf("%d of %d slab buffers kept, %d plain bytes held", len(p.free[n]), len(got), p.held)
+	}
+	if b := p.Get(n - 4096); &b[:1][0] != &got[len(got)-1][:1][0] {
+		t.Fatal("a returned slab buffer was not reused")
+	}
+	if p.slabbed != minSlabbed {
+		t.Fatalf("reuse cut new slabs: %d bytes", p.slabbed)
+	}
+	// A pool under minSlabbed has no slabs.
+	if q := newBufPool(0, minSlabbed-1); q.slabMax != 0 {
+		t.Fatalf("a pool of %d bytes got slabs", minSlabbed-1)
+	}
+}
+
+// TestBufPoolHugePages: a slab buffer's memory is backed by transparent
+// huge pages once it is faulted in (the point of slabs; see hugePage). It
+// needs THP ("always" or "madvise"), as Debian's kernels have by default.
+func TestBufPoolHugePages(t *testing.T) {
+	mode, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if err != nil || bytes.Contains(mode, []byte("[never]")) {
+		msg := fmt.Sprintf("no transparent huge pages here (%q, %v)", bytes.TrimSpace(mode), err)
+		if os.Getenv("CASFS_REQUIRE_EXTERNAL") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	p := newBufPool(0, minSlabbed)
+	b := p.Get(4 << 20) // prefaulted: covers at least one whole huge page
+	huge, err := anonHugeKB(uintptr(unsafe.Pointer(&b[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if huge < hugePage>>10 {
+		t.Fatalf("the slab holding a new 4 MiB buffer has %d KiB of huge pages; want at least %d", huge, hugePage>>10)
+	}
+}
+
+// anonHugeKB returns the AnonHugePages of the mapping of this process that
+// holds address a, from /proc/self/smaps.
+func anonHugeKB(a uintptr) (int, error) {
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	in := false
+	for sc.Scan() {
+		line := sc.Text()
+		var lo, hi uintptr
+		// A mapping's first line starts "lo-hi " in hex; no field line
+		// parses so (their names are not hex followed by a dash).
+		if n, _ := fmt.Sscanf(line, "%x-%x ", &lo, &hi); n == 2 {
+			in = lo <= a && a < hi
+			continue
+		}
+		if kb, ok := strings.CutPrefix(line, "AnonHugePages:"); ok && in {
+			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("no mapping holds %#x in /proc/self/smaps", a)
 }

@@ -147,12 +147,15 @@ type call struct {
 // New returns a cache holding at most maxBytes of chunk data. The memory
 // behind it is that, plus the size classes' slack (at most 1/8 of a pooled
 // chunk, ~6% on average for chunks of varying size), plus buffers kept for
-// reuse: 1/16 of maxBytes, at least 16 MiB (a prefetch window's worth) or
-// maxBytes if that is less.
+// reuse. Buffers are cut from huge-page slabs, up to maxBytes and its
+// slack, and kept for reuse as long as the cache lives; buffers beyond
+// that (chunks of sizes the slabs' free buffers do not fit) are plain
+// allocations, of which 1/16 of maxBytes, at least 16 MiB (a prefetch
+// window's worth) or maxBytes if that is less, are kept for reuse.
 func New(maxBytes int64) *Cache {
 	c := &Cache{
 		max:         maxBytes,
-		bufs:        newBufPool(min(maxBytes, max(maxBytes/16, 16<<20))),
+		bufs:        newBufPool(min(maxBytes, max(maxBytes/16, 16<<20)), maxBytes+maxBytes/8),
 		inflight:    map[chunkstore.ID]*call{},
 		prefetchMax: DefaultPrefetch,
 	}
