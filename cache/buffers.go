@@ -3,6 +3,7 @@ package cache
 import (
 	"math/bits"
 	"os"
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -54,21 +55,23 @@ const (
 // New buffers are cut from slabs, up to slabMax bytes of them; past that,
 // or when the pool has no slabs, they are plain allocations. A buffer cut
 // from a slab always comes back to the free lists, as memory already paid
-// for (the slab is freed by the garbage collector only with the pool). A
-// plain one is kept only while the free plain buffers stay within max
-// bytes, and otherwise left to the garbage collector. So the pool's memory
-// is at most slabMax, plus the plain buffers lent, plus max.
+// for. A plain one is kept only while the free plain buffers stay within
+// max bytes, and otherwise left to the garbage collector. So the pool's
+// memory is at most slabMax, plus the plain buffers lent, plus max.
 type bufPool struct {
 	mu   sync.Mutex
 	free map[int][][]byte // by capacity
 	held int64            // bytes of plain buffers in free
 	max  int64
 
-	slabs   [][]byte // every slab, whole, to tell slab buffers apart
-	rest    []byte   // what is not cut yet of the newest slab
-	slabbed int64    // bytes of the slabs
+	slabs   *slabSet
+	rest    []byte // what is not cut yet of the newest slab
 	slabMax int64
 }
+
+// slabSet is the slabs of one pool, apart from it so that a cleanup can
+// hand them on once the pool is garbage (see newBufPool).
+type slabSet struct{ slabs [][]byte }
 
 // newBufPool returns a pool that keeps up to max bytes of free plain
 // buffers and cuts up to slabMax bytes of slabs (none if slabMax is under
@@ -77,14 +80,70 @@ func newBufPool(max, slabMax int64) *bufPool {
 	if slabMax < minSlabbed {
 		slabMax = 0
 	}
-	return &bufPool{free: map[int][][]byte{}, max: max, slabMax: slabMax}
+	p := &bufPool{free: map[int][][]byte{}, max: max, slabMax: slabMax, slabs: &slabSet{}}
+	// Slabs are mapped outside the Go heap (it zeroes memory it
+	// reuses, faulting it in as ordinary pages before MADV_HUGEPAGE
+	// could apply), so the garbage collector does not free them: once
+	// the pool is garbage, and with it every entry that held its
+	// buffers, its slabs are emptied and kept for the next pool. They
+	// are never unmapped, so a holder of a buffer past its release, a
+	// bug, reads zeroes or another chunk's bytes, as with any pooled
+	// buffer, and never faults.
+	runtime.AddCleanup(p, func(set *slabSet) {
+		for _, s := range set.slabs {
+			_ = unix.Madvise(s, unix.MADV_DONTNEED)
+		}
+		spareSlabs.Lock()
+		spareSlabs.slabs = append(spareSlabs.slabs, set.slabs...)
+		spareSlabs.Unlock()
+	}, p.slabs)
+	return p
+}
+
+// spareSlabs holds the slabs of pools that are gone, emptied.
+var spareSlabs struct {
+	sync.Mutex
+	slabs [][]byte
+}
+
+// newSlab returns a spare slab, or maps a new one; nil if mapping fails.
+func newSlab() []byte {
+	spareSlabs.Lock()
+	if n := len(spareSlabs.slabs); n > 0 {
+		s := spareSlabs.slabs[n-1]
+		spareSlabs.slabs[n-1] = nil
+		spareSlabs.slabs = spareSlabs.slabs[:n-1]
+		spareSlabs.Unlock()
+		return s
+	}
+	spareSlabs.Unlock()
+	// One huge page more than a slab, to cut an aligned slab from; the
+	// ends are unmapped again.
+	const span = slabSize + hugePage
+	m, err := unix.MmapPtr(-1, 0, nil, span, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil
+	}
+	base := uintptr(m)
+	start := (base + hugePage - 1) &^ (hugePage - 1)
+	if head := start - base; head > 0 {
+		_ = unix.MunmapPtr(m, head)
+	}
+	if tail := base + span - (start + slabSize); tail > 0 {
+		_ = unix.MunmapPtr(unsafe.Add(m, start-base+slabSize), tail)
+	}
+	slab := unsafe.Slice((*byte)(unsafe.Add(m, start-base)), slabSize)
+	// Without THP (or with it off) this fails and the slab is ordinary
+	// pages; it still works, only slower.
+	_ = unix.Madvise(slab, unix.MADV_HUGEPAGE)
+	return slab
 }
 
 // inSlab reports whether b was cut from one of the pool's slabs. p.mu must
 // be held.
 func (p *bufPool) inSlab(b []byte) bool {
 	a := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	for _, s := range p.slabs {
+	for _, s := range p.slabs.slabs {
 		if base := uintptr(unsafe.Pointer(unsafe.SliceData(s))); a >= base && a < base+uintptr(len(s)) {
 			return true
 		}
@@ -92,28 +151,22 @@ func (p *bufPool) inSlab(b []byte) bool {
 	return false
 }
 
+// slabbed is the bytes of the pool's slabs. p.mu must be held.
+func (p *bufPool) slabbed() int64 { return int64(len(p.slabs.slabs)) * slabSize }
+
 // cut returns a new buffer of capacity c from a slab, starting a new slab
 // if the newest has too little left, or nil past slabMax. p.mu must be
 // held.
 func (p *bufPool) cut(c int) []byte {
 	if len(p.rest) < c {
-		if p.slabbed+slabSize > p.slabMax || c > slabSize {
+		if p.slabbed()+slabSize > p.slabMax || c > slabSize {
 			return nil
 		}
-		// Go aligns a large allocation to its pages only: take one huge
-		// page more and use the aligned part. The ends stay untouched,
-		// so they cost address space, not memory.
-		m := make([]byte, slabSize+hugePage)
-		off := 0
-		if r := int(uintptr(unsafe.Pointer(unsafe.SliceData(m))) % hugePage); r != 0 {
-			off = hugePage - r
+		slab := newSlab()
+		if slab == nil {
+			return nil
 		}
-		slab := m[off : off+slabSize : off+slabSize]
-		// Without THP (or with it off) this fails and the slab is
-		// ordinary pages; it still works, only slower.
-		_ = unix.Madvise(slab, unix.MADV_HUGEPAGE)
-		p.slabs = append(p.slabs, slab)
-		p.slabbed += slabSize
+		p.slabs.slabs = append(p.slabs.slabs, slab)
 		p.rest = slab
 	}
 	b := p.rest[:c:c]

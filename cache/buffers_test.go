@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -110,7 +112,7 @@ func TestBufPoolSlabs(t *testing.T) {
 		in := p.inSlab(b)
 		p.mu.Unlock()
 		if !in {
-			t.Fatalf("buffer %d is not in a slab, with %d of %d bytes of slabs cut", i, p.slabbed, p.slabMax)
+			t.Fatalf("buffer %d is not in a slab, with %d of %d bytes of slabs cut", i, p.slabbed(), p.slabMax)
 		}
 		for j, o := range got {
 			if &o[:1][0] == &b[:1][0] || (uintptr(unsafe.Pointer(&o[0])) < uintptr(unsafe.Pointer(&b[0]))+n &&
@@ -120,13 +122,13 @@ func TestBufPoolSlabs(t *testing.T) {
 		}
 		got = append(got, b)
 	}
-	for _, s := range p.slabs {
+	for _, s := range p.slabs.slabs {
 		if a := uintptr(unsafe.Pointer(&s[0])); a%hugePage != 0 || len(s) != slabSize {
 			t.Fatalf("slab at %#x of %d bytes: not a huge-page-aligned %d", a, len(s), slabSize)
 		}
 	}
-	if p.slabbed != minSlabbed {
-		t.Fatalf("%d bytes of slabs for %d of buffers", p.slabbed, minSlabbed)
+	if p.slabbed() != minSlabbed {
+		t.Fatalf("%d bytes of slabs for %d of buffers", p.slabbed(), minSlabbed)
 	}
 	// Past slabMax: a plain buffer, which a pool of max 0 does not keep.
 	plain := p.Get(n)
@@ -150,8 +152,8 @@ func TestBufPoolSlabs(t *testing.T) {
 	if b := p.Get(n - 4096); &b[:1][0] != &got[len(got)-1][:1][0] {
 		t.Fatal("a returned slab buffer was not reused")
 	}
-	if p.slabbed != minSlabbed {
-		t.Fatalf("reuse cut new slabs: %d bytes", p.slabbed)
+	if p.slabbed() != minSlabbed {
+		t.Fatalf("reuse cut new slabs: %d bytes", p.slabbed())
 	}
 	// A pool under minSlabbed has no slabs.
 	if q := newBufPool(0, minSlabbed-1); q.slabMax != 0 {
@@ -209,4 +211,49 @@ func anonHugeKB(a uintptr) (int, error) {
 		return 0, err
 	}
 	return 0, fmt.Errorf("no mapping holds %#x in /proc/self/smaps", a)
+}
+
+// TestBufPoolSlabsOutliveThePool: the slabs of a pool that is garbage are
+// emptied and handed to the next pool, not unmapped (a stale holder must
+// not fault) and not leaked (tests make many caches).
+func TestBufPoolSlabsOutliveThePool(t *testing.T) {
+	p := newBufPool(0, minSlabbed)
+	b := p.Get(1 << 20)
+	b[0] = 7
+	slab := uintptr(unsafe.Pointer(&p.slabs.slabs[0][0]))
+	p, b = nil, nil
+	spare := func() []byte {
+		spareSlabs.Lock()
+		defer spareSlabs.Unlock()
+		for _, s := range spareSlabs.slabs {
+			if uintptr(unsafe.Pointer(&s[0])) == slab {
+				return s
+			}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for spare() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the slab of a pool that is gone was not kept for the next pool")
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := spare(); s[0] != 0 {
+		t.Fatalf("a spare slab still holds its old bytes (%d)", s[0])
+	}
+	spareSlabs.Lock()
+	n := len(spareSlabs.slabs)
+	spareSlabs.Unlock()
+	s := newSlab()
+	if s == nil || len(s) != slabSize {
+		t.Fatal("newSlab with spares at hand returned no slab")
+	}
+	spareSlabs.Lock()
+	defer spareSlabs.Unlock()
+	if len(spareSlabs.slabs) != n-1 {
+		t.Fatalf("newSlab mapped a new slab with %d spares at hand", n)
+	}
+	spareSlabs.slabs = append(spareSlabs.slabs, s)
 }
