@@ -57,8 +57,10 @@ const (
 // or when the pool has no slabs, they are plain allocations. A buffer cut
 // from a slab always comes back to the free lists, as memory already paid
 // for. A plain one is kept only while the free plain buffers stay within
-// max bytes, and otherwise left to the garbage collector. So the pool's
-// memory is at most slabMax, plus the plain buffers lent, plus max.
+// max bytes, and otherwise left to the garbage collector. When the slabs
+// are all cut and a plain buffer is needed anyway, free slab buffers of
+// other sizes give their memory back (shedLocked). So the pool's resident
+// memory is about slabMax plus max, whatever sizes the chunks have.
 type bufPool struct {
 	mu   sync.Mutex
 	free map[int][][]byte // by capacity
@@ -68,6 +70,9 @@ type bufPool struct {
 	slabs   *slabSet
 	rest    []byte // what is not cut yet of the newest slab
 	slabMax int64
+	// shed holds the free slab buffers whose memory was given back
+	// (shedLocked), by their first byte.
+	shed map[*byte]bool
 }
 
 // slabSet is the slabs of one pool, apart from it so that a cleanup can
@@ -81,7 +86,7 @@ func newBufPool(max, slabMax int64) *bufPool {
 	if slabMax < minSlabbed {
 		slabMax = 0
 	}
-	p := &bufPool{free: map[int][][]byte{}, max: max, slabMax: slabMax, slabs: &slabSet{}}
+	p := &bufPool{free: map[int][][]byte{}, max: max, slabMax: slabMax, slabs: &slabSet{}, shed: map[*byte]bool{}}
 	// Slabs are mapped outside the Go heap (it zeroes memory it
 	// reuses, faulting it in as ordinary pages before MADV_HUGEPAGE
 	// could apply), so the garbage collector does not free them: once
@@ -188,20 +193,52 @@ func (p *bufPool) Get(n int) []byte {
 			b := l[len(l)-1]
 			l[len(l)-1] = nil
 			p.free[k] = l[:len(l)-1]
+			shed := false
 			if !p.inSlab(b) {
 				p.held -= int64(k)
+			} else if shed = p.shed[unsafe.SliceData(b)]; shed {
+				delete(p.shed, unsafe.SliceData(b))
 			}
 			p.mu.Unlock()
+			if shed {
+				prefault(b)
+			}
 			return b[:n]
 		}
 	}
 	b := p.cut(c)
+	if b == nil && p.slabMax > 0 {
+		p.shedLocked(int64(c))
+	}
 	p.mu.Unlock()
 	if b == nil {
 		b = make([]byte, c)
 	}
 	prefault(b)
 	return b[:n]
+}
+
+// shedLocked gives the memory of free slab buffers back to the kernel
+// (MADV_DONTNEED; they stay in the free lists, and are faulted in again if
+// lent) until at least n bytes are shed or none is left: a plain buffer of
+// n bytes is about to be allocated because the slabs are all cut and none
+// of their free buffers fits (the chunks read now are of other sizes than
+// those read before). So the pool's resident memory stays near slabMax,
+// plus max, instead of growing by every such buffer. p.mu must be held.
+func (p *bufPool) shedLocked(n int64) {
+	for _, l := range p.free {
+		for _, b := range l {
+			if n <= 0 {
+				return
+			}
+			if !p.inSlab(b) || p.shed[unsafe.SliceData(b)] {
+				continue
+			}
+			_ = unix.Madvise(b, unix.MADV_DONTNEED)
+			p.shed[unsafe.SliceData(b)] = true
+			n -= int64(cap(b))
+		}
+	}
 }
 
 // Put takes b back: always if it was cut from a slab; if it is a plain

@@ -79,17 +79,8 @@ func TestBufPool(t *testing.T) {
 func TestBufPoolPrefaults(t *testing.T) {
 	p := newBufPool(0, 0)
 	b := p.Get(1 << 20)
-	whole := wholePages(b)
-	vec := make([]byte, len(whole)/os.Getpagesize())
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&whole[0])), uintptr(len(whole)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-		t.Fatal(e)
-	}
-	n := 0
-	for _, v := range vec {
-		n += int(v & 1)
-	}
-	if n != len(vec) {
-		t.Errorf("%d of %d pages of a new buffer are resident; want all", n, len(vec))
+	if n, all := resident(t, b), len(wholePages(b))/os.Getpagesize(); n != all {
+		t.Errorf("%d of %d pages of a new buffer are resident; want all", n, all)
 	}
 }
 
@@ -256,4 +247,60 @@ func TestBufPoolSlabsOutliveThePool(t *testing.T) {
 		t.Fatalf("newSlab mapped a new slab with %d spares at hand", n)
 	}
 	spareSlabs.slabs = append(spareSlabs.slabs, s)
+}
+
+// TestBufPoolShedsSlabsForPlainBuffers: once the slabs are all cut, a chunk
+// size none of their free buffers fits gets a plain buffer, and free slab
+// buffers give back at least as much memory; lent again, they are faulted
+// back in.
+func TestBufPoolShedsSlabsForPlainBuffers(t *testing.T) {
+	p := newBufPool(0, minSlabbed)
+	const big = 8 << 20
+	var bigs [][]byte
+	for i := 0; i < int(minSlabbed/big); i++ {
+		bigs = append(bigs, p.Get(big))
+	}
+	for _, b := range bigs {
+		p.Put(b)
+	}
+	small := p.Get(256 << 10)
+	p.mu.Lock()
+	in, shed := p.inSlab(small), len(p.shed)
+	p.mu.Unlock()
+	if in {
+		t.Fatal("a 256 KiB buffer came from a slab that was all cut")
+	}
+	if shed != 1 {
+		t.Fatalf("%d free 8 MiB slab buffers shed for one plain 256 KiB buffer; want 1", shed)
+	}
+	for b := range p.shed {
+		if r := resident(t, unsafe.Slice(b, big)); r != 0 {
+			t.Fatalf("a shed buffer still has %d resident pages", r)
+		}
+	}
+	// Lent again, every buffer is resident, the shed one included.
+	for range bigs {
+		b := p.Get(big)
+		if r, all := resident(t, b), len(wholePages(b))/os.Getpagesize(); r != all {
+			t.Fatalf("a lent 8 MiB buffer has %d of %d pages resident", r, all)
+		}
+	}
+	if len(p.shed) != 0 {
+		t.Fatalf("%d buffers still marked shed after being lent", len(p.shed))
+	}
+}
+
+// resident counts the pages of b's whole pages that are resident (mincore).
+func resident(t *testing.T, b []byte) int {
+	t.Helper()
+	whole := wholePages(b)
+	vec := make([]byte, len(whole)/os.Getpagesize())
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&whole[0])), uintptr(len(whole)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatal(e)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n
 }
