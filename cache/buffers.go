@@ -36,11 +36,12 @@ func nextClass(c int) int { return classSize(c + 1) }
 // huge pages (MADV_HUGEPAGE; Linux's default THP mode, "madvise", uses them
 // only where asked). On the VMs casfs is benchmarked on, memory on 4 KiB
 // pages is slow to use (the hypervisor's part in every TLB miss and first
-// touch, we take it; not measured apart): a cold 2 GiB read through the mount took 1.7-2.1 s of CPU with
-// buffers on huge pages against 2.5-4.3 s on 4 KiB pages (the FUSE reply's
-// copy out of the buffers took half the time, the hash ~20% less), and the
-// first touch of fresh memory cost ~1.5 ms per MiB on 4 KiB pages, even
-// prefaulted, against 0.5-0.9 ms on huge pages (see docs/BENCHMARKS.md).
+// touch, we take it; not measured apart): a cold 2 GiB read through the
+// mount took 1.7-2.1 s of CPU with buffers on huge pages against 2.5-4.3 s
+// on 4 KiB pages (the FUSE reply's copy out of the buffers took half the
+// time, the hash ~20% less), and the first touch of fresh memory cost ~1.5
+// ms per MiB on 4 KiB pages, even prefaulted, against 0.5-0.9 ms on huge
+// pages (see docs/BENCHMARKS.md).
 const (
 	hugePage = 2 << 20
 	slabSize = 16 * hugePage

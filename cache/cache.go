@@ -149,9 +149,10 @@ type call struct {
 // chunk, ~6% on average for chunks of varying size), plus buffers kept for
 // reuse. Buffers are cut from huge-page slabs, up to maxBytes and its
 // slack, and kept for reuse as long as the cache lives; buffers beyond
-// that (chunks of sizes the slabs' free buffers do not fit) are plain
-// allocations, of which 1/16 of maxBytes, at least 16 MiB (a prefetch
-// window's worth) or maxBytes if that is less, are kept for reuse.
+// that (chunks of sizes the slabs' free buffers do not fit, whose memory
+// is then given back) are plain allocations, of which 1/16 of maxBytes, at
+// least 16 MiB (a prefetch window's worth) or maxBytes if that is less,
+// are kept for reuse.
 func New(maxBytes int64) *Cache {
 	c := &Cache{
 		max:         maxBytes,
