@@ -13,18 +13,20 @@
 # seconds (user+sys, from /proc/PID/stat just before unmounting). One
 # untimed read through each comes first (and checks casfs's bytes with cmp).
 #
-# What ran just before decides a cold read here. On the VMs casfs is
-# benchmarked on, freed memory goes back to the host, and memory touched
-# again soon after is cheap while memory given back long ago is not: the
-# loopback, which needs page cache for its backing file as well as for the
-# mount, read at 1920-2090 MB/s (0.9-1.0 s of CPU) right after a read of its
-# own, and at 880-930 (2.9-3.2 s) right after one of casfs's. So each side is
-# measured after itself: a pair is two reads through one side, then two
-# through the other (the order alternating from pair to pair), and the
-# second read of each two is the one that counts, "after itself"; the first,
-# "after the other", is printed too. The figure is the ratio of the two
-# sides' mean rates after themselves (the bytes of those reads over their
-# time).
+# What ran just before weighs on a cold read here. In 6 pairs of single
+# reads, alternately first, the loopback read at 1920-2090 MB/s (0.9-1.0 s
+# of CPU) when it went first, right after a read of its own, and at 880-930
+# (2.9-3.2 s) when it went second, right after one of casfs's; casfs read at
+# 1140-1560 either way. A likely cause: on the VMs casfs is benchmarked on,
+# freed memory goes back to the host and is costly to touch again, and the
+# loopback needs page cache for its backing file as well as for the mount.
+# So each side is measured after itself: a pair is two reads through one
+# side, then two through the other (the order alternating from pair to
+# pair), and the second read of each two is the one that counts, "after
+# itself"; the first, "after the other", is printed too. The loopback still
+# swings after itself, less often (884-1809 MB/s in one run of 4 pairs).
+# The figure is the ratio of the two sides' mean rates after themselves
+# (the bytes of those reads over their time).
 #
 # Environment: BENCH_DIR (parent of the scratch directory, default /var/tmp),
 # BENCH_SEQ_MB (2048), BENCH_PAIRS (4), BENCH_DATA (random: AES-CTR
