@@ -27,13 +27,14 @@
 #   seq read         dd of that 2 GiB file to /dev/null with bs=1M: cold
 #                    (drop_caches, and the server restarted) and warm (again).
 #                    One cold read per configuration says little on a VM:
-#                    the loopback's alone read at 880-2090 MB/s within
-#                    minutes, depending on what ran just before it. So the
-#                    cold-read target is judged by scripts/bench-coldread.sh
-#                    instead: BENCH_COLD_PAIRS pairs of reads through the
-#                    loopback and casfs, each side measured right after a
-#                    read of its own, back to back; the ratio of the two
-#                    sides' mean rates is the figure (see that script).
+#                    the loopback alone read at 880-2090 MB/s within
+#                    minutes, partly depending on what ran just before it.
+#                    So the cold-read target is judged by
+#                    scripts/bench-coldread.sh instead: BENCH_COLD_PAIRS
+#                    pairs of reads through the loopback and casfs, each
+#                    side measured right after a read of its own, back to
+#                    back; the ratio of the two sides' mean rates is the
+#                    figure (see that script).
 #   rand 4K read     fio, psync, 1 job, queue depth 1, 4 KiB random reads of
 #                    a 1 GiB file, 65536 reads (each block at most once) or
 #                    30 s. The file is read once sequentially first, and fio
