@@ -17,8 +17,9 @@ const dbenchLoad = "/usr/share/dbench/client.txt"
 // TestDbench replays dbench's file-server load on a mount with two clients
 // for a few seconds. dbench checks each call's result against the one the
 // load file recorded (an open of a name that must not exist, a read that
-// must return so many bytes) and exits non-zero on the first mismatch. Afterwards its cleanup has left no file behind, the mount still
-// works, and the store is sound.
+// must return so many bytes) and exits non-zero on the first mismatch.
+// Afterwards its cleanup has left no file behind, the mount still works,
+// and the store is sound.
 func TestDbench(t *testing.T) {
 	t.Parallel()
 	needFUSE(t)
