@@ -99,15 +99,11 @@ func TestBufPoolSlabs(t *testing.T) {
 		if a := uintptr(unsafe.Pointer(&b[0])); a%uintptr(os.Getpagesize()) != 0 {
 			t.Fatalf("buffer %d at %#x is not page-aligned (direct reads need that)", i, a)
 		}
-		p.mu.Lock()
-		in := p.inSlab(b)
-		p.mu.Unlock()
-		if !in {
+		if !slabbed(p, b) {
 			t.Fatalf("buffer %d is not in a slab, with %d of %d bytes of slabs cut", i, p.slabbed(), p.slabMax)
 		}
 		for j, o := range got {
-			if &o[:1][0] == &b[:1][0] || (uintptr(unsafe.Pointer(&o[0])) < uintptr(unsafe.Pointer(&b[0]))+n &&
-				uintptr(unsafe.Pointer(&b[0])) < uintptr(unsafe.Pointer(&o[0]))+n) {
+			if a, c := uintptr(unsafe.Pointer(&o[0])), uintptr(unsafe.Pointer(&b[0])); a < c+n && c < a+n {
 				t.Fatalf("buffers %d and %d overlap", j, i)
 			}
 		}
@@ -123,10 +119,7 @@ func TestBufPoolSlabs(t *testing.T) {
 	}
 	// Past slabMax: a plain buffer, which a pool of max 0 does not keep.
 	plain := p.Get(n)
-	p.mu.Lock()
-	in := p.inSlab(plain)
-	p.mu.Unlock()
-	if in {
+	if slabbed(p, plain) {
 		t.Fatal("a buffer past slabMax came from a slab")
 	}
 	p.Put(plain)
@@ -264,13 +257,10 @@ func TestBufPoolShedsSlabsForPlainBuffers(t *testing.T) {
 		p.Put(b)
 	}
 	small := p.Get(256 << 10)
-	p.mu.Lock()
-	in, shed := p.inSlab(small), len(p.shed)
-	p.mu.Unlock()
-	if in {
+	if slabbed(p, small) {
 		t.Fatal("a 256 KiB buffer came from a slab that was all cut")
 	}
-	if shed != 1 {
+	if shed := len(p.shed); shed != 1 {
 		t.Fatalf("%d free 8 MiB slab buffers shed for one plain 256 KiB buffer; want 1", shed)
 	}
 	for b := range p.shed {
@@ -288,6 +278,13 @@ func TestBufPoolShedsSlabsForPlainBuffers(t *testing.T) {
 	if len(p.shed) != 0 {
 		t.Fatalf("%d buffers still marked shed after being lent", len(p.shed))
 	}
+}
+
+// slabbed reports whether p cut b from one of its slabs.
+func slabbed(p *bufPool, b []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inSlab(b)
 }
 
 // resident counts the pages of b's whole pages that are resident (mincore).
